@@ -1,0 +1,168 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/producer/job"
+)
+
+// Topology names and sizes herald's streams and its worker consumer.
+type Topology struct {
+	SendStream   string // NOTIFY_SEND
+	DeadStream   string // NOTIFY_DEAD
+	EventsStream string // NOTIFY_EVENTS; empty: no delivery receipts
+	Consumer     string // herald-worker
+
+	Replicas        int           // stream replicas: 1, or 3 in a cluster
+	DuplicateWindow time.Duration // 2m
+	DeadMaxAge      time.Duration // 14 days
+	EventsMaxAge    time.Duration // 7 days
+
+	AckWait       time.Duration // 30s
+	MaxAckPending int           // jobs handed out and not yet acked, over all replicas
+}
+
+// DefaultTopology is the contract's default names and sizes.
+var DefaultTopology = Topology{
+	SendStream:      "NOTIFY_SEND",
+	DeadStream:      "NOTIFY_DEAD",
+	EventsStream:    "NOTIFY_EVENTS",
+	Consumer:        "herald-worker",
+	Replicas:        1,
+	DuplicateWindow: 2 * time.Minute,
+	DeadMaxAge:      14 * 24 * time.Hour,
+	EventsMaxAge:    7 * 24 * time.Hour,
+	AckWait:         30 * time.Second,
+	MaxAckPending:   16384,
+}
+
+// Change is one resource Apply created or updated.
+type Change struct {
+	Kind   string `json:"kind"`   // "stream" or "consumer"
+	Name   string `json:"name"`   // e.g. NOTIFY_SEND
+	Action string `json:"action"` // "created", "updated" or "unchanged"
+}
+
+// Streams returns the stream configurations of t.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	out := []jetstream.StreamConfig{{
+		Name:        t.SendStream,
+		Description: "herald send jobs",
+		Subjects:    []string{job.SendRoot + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Duplicates:  t.DuplicateWindow,
+		MaxMsgSize:  job.MaxSize + 4096,
+	}, {
+		Name:        t.DeadStream,
+		Description: "herald dead letters",
+		Subjects:    []string{job.DeadRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		MaxAge:      t.DeadMaxAge,
+		Duplicates:  t.DuplicateWindow,
+	}}
+	if t.EventsStream != "" {
+		out = append(out, jetstream.StreamConfig{
+			Name:        t.EventsStream,
+			Description: "herald delivery receipts",
+			Subjects:    []string{job.SentRoot + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.EventsMaxAge,
+			Duplicates:  t.DuplicateWindow,
+		})
+	}
+	return out
+}
+
+// ConsumerConfig is the shared durable pull consumer every worker replica
+// uses. Deliveries are unlimited: herald counts attempts itself, because
+// rate-limit holds and crash redeliveries are not failures.
+func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.Consumer,
+		Description:   "herald worker replicas",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       t.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: t.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      t.Replicas,
+	}
+}
+
+// Apply creates or updates the streams and the consumer so they match t. It
+// is idempotent and reports what it did.
+func (t Topology) Apply(ctx context.Context, js jetstream.JetStream) ([]Change, error) {
+	var changes []Change
+	for _, cfg := range t.Streams() {
+		action := "created"
+		s, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			if _, err := js.CreateStream(ctx, cfg); err != nil {
+				return changes, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+			}
+		case err != nil:
+			return changes, fmt.Errorf("stream %s: %w", cfg.Name, err)
+		default:
+			action = "unchanged"
+			if !sameStream(s.CachedInfo().Config, cfg) {
+				action = "updated"
+				if _, err := js.UpdateStream(ctx, cfg); err != nil {
+					return changes, fmt.Errorf("update stream %s: %w", cfg.Name, err)
+				}
+			}
+		}
+		changes = append(changes, Change{Kind: "stream", Name: cfg.Name, Action: action})
+	}
+
+	cfg := t.ConsumerConfig()
+	action := "created"
+	c, err := js.Consumer(ctx, t.SendStream, cfg.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if _, err := js.CreateConsumer(ctx, t.SendStream, cfg); err != nil {
+			return changes, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+		}
+	case err != nil:
+		return changes, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	default:
+		action = "unchanged"
+		if !sameConsumer(c.CachedInfo().Config, cfg) {
+			action = "updated"
+			if _, err := js.UpdateConsumer(ctx, t.SendStream, cfg); err != nil {
+				return changes, fmt.Errorf("update consumer %s: %w", cfg.Durable, err)
+			}
+		}
+	}
+	changes = append(changes, Change{Kind: "consumer", Name: cfg.Durable, Action: action})
+	return changes, nil
+}
+
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates &&
+		have.MaxAge == want.MaxAge &&
+		have.MaxMsgSize == want.MaxMsgSize &&
+		len(have.Subjects) == len(want.Subjects) &&
+		(len(have.Subjects) == 0 || have.Subjects[0] == want.Subjects[0]) &&
+		have.Description == want.Description
+}
+
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.AckWait == want.AckWait &&
+		have.MaxAckPending == want.MaxAckPending &&
+		have.MaxDeliver == want.MaxDeliver &&
+		have.Description == want.Description &&
+		(want.Replicas == 0 || have.Replicas == want.Replicas)
+}

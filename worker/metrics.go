@@ -1,0 +1,76 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald/producer/job"
+)
+
+// Outcomes of a handled message, the outcome label of herald_jobs_total.
+const (
+	outcomeDelivered  = "delivered"
+	outcomeDuplicate  = "duplicate"
+	outcomeDeadLetter = "dead_letter"
+	outcomeRetry      = "retry"
+	outcomeHeld       = "held"
+	outcomeHandedBack = "handed_back"
+)
+
+type metrics struct {
+	jobs        *prometheus.CounterVec   // platform, template, outcome
+	sendSeconds *prometheus.HistogramVec // platform, result
+	deadLetters *prometheus.CounterVec   // platform, reason
+	rateWaits   *prometheus.CounterVec   // platform
+	rateWaitSec prometheus.Histogram
+	inFlight    prometheus.Gauge
+	appPaused   *prometheus.GaugeVec // platform, app
+	storeUp     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_jobs_total",
+			Help: "Jobs handled, by platform, template and outcome (delivered, duplicate, dead_letter, retry, held, handed_back).",
+		}, []string{"platform", "template", "outcome"}),
+		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_send_duration_seconds",
+			Help:    "Platform send call latency, by platform and result (ok, error).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"platform", "result"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_dead_letters_total",
+			Help: "Jobs dead-lettered, by platform and reason.",
+		}, []string{"platform", "reason"}),
+		rateWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_rate_limit_waits_total",
+			Help: "Jobs that waited for a rate limit (held in place or handed back), by platform.",
+		}, []string{"platform"}),
+		rateWaitSec: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_rate_limit_wait_seconds",
+			Help:    "Time jobs waited in place for a rate-limit slot.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_in_flight",
+			Help: "Jobs being handled by this replica.",
+		}),
+		appPaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_app_paused",
+			Help: "1 while a (platform, app) is paused, throttled by quota or its breaker is open.",
+		}, []string{"platform", "app"}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_store_up",
+			Help: "1 while the shared store (Redis) answers.",
+		}),
+	}
+	reg.MustRegister(m.jobs, m.sendSeconds, m.deadLetters, m.rateWaits, m.rateWaitSec,
+		m.inFlight, m.appPaused, m.storeUp)
+	for _, p := range []string{job.WeChat, job.Alipay} {
+		m.rateWaits.WithLabelValues(p)
+		for _, r := range job.Reasons {
+			m.deadLetters.WithLabelValues(p, r)
+		}
+	}
+	return m
+}

@@ -1,0 +1,274 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/worker"
+)
+
+// Store is the Redis implementation of [worker.Store].
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration // used by Fail when a job hash lost its expiry
+
+	ops  chan *op
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ worker.Store = (*Store)(nil)
+
+// Config tunes a Store.
+type Config struct {
+	// Prefix is prepended to every key; default "herald:".
+	Prefix string
+	// Flushers is how many pipelines may be in flight at once; default 4.
+	Flushers int
+	// MaxBatch caps the operations in one pipeline; default 128.
+	MaxBatch int
+	// DedupTTL is the job state lifetime Fail restores if it was lost.
+	DedupTTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "herald:"
+	}
+	if c.Flushers <= 0 {
+		c.Flushers = 4
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 128
+	}
+	if c.DedupTTL <= 0 {
+		c.DedupTTL = 24 * time.Hour
+	}
+}
+
+// New returns a Store on rdb and starts its flushers; Close stops them.
+// It does not close rdb.
+func New(rdb redis.UniversalClient, cfg Config) *Store {
+	cfg.setDefaults()
+	s := &Store{
+		rdb:    rdb,
+		prefix: cfg.Prefix,
+		ttl:    cfg.DedupTTL,
+		ops:    make(chan *op),
+		stop:   make(chan struct{}),
+	}
+	for range cfg.Flushers {
+		s.wg.Add(1)
+		go s.flushLoop(cfg.MaxBatch)
+	}
+	return s
+}
+
+// Close stops the flushers. Operations still queued fail.
+func (s *Store) Close() {
+	close(s.stop)
+	s.wg.Wait()
+}
+
+// JobKey is the Redis key of a job's state.
+func (s *Store) JobKey(key string) string { return s.prefix + "job:" + key }
+
+func (s *Store) rateKey(key string) string { return s.prefix + "rate:" + key }
+
+// Admit implements [worker.Store].
+func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, error) {
+	keys := []string{s.JobKey(c.Key), s.JobKey(c.Key)}
+	interval, burst := int64(0), 0
+	if c.Limit != nil && c.Limit.PerSecond > 0 {
+		keys[1] = s.rateKey(c.Limit.Key)
+		interval = int64(float64(time.Second/time.Microsecond) / c.Limit.PerSecond)
+		burst = max(c.Limit.Burst, 1)
+	}
+	res, err := s.do(ctx, admitScript, keys,
+		c.Owner, c.Lease.Microseconds(), c.TTL.Milliseconds(), interval, burst, c.MaxWait.Microseconds())
+	if err != nil {
+		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
+	}
+	v, err := ints(res, 4)
+	if err != nil {
+		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
+	}
+	a := worker.Admission{
+		Status:   worker.AdmitStatus(v[0]),
+		Wait:     time.Duration(v[1]) * time.Microsecond,
+		Attempts: int(v[2]),
+	}
+	if v[3] > 0 {
+		a.FirstAttempt = time.UnixMicro(v[3])
+	}
+	return a, nil
+}
+
+// MarkSent implements [worker.Store].
+func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration) error {
+	if _, err := s.do(ctx, markSentScript, []string{s.JobKey(key)}, ttl.Milliseconds()); err != nil {
+		return fmt.Errorf("mark sent %s: %w", key, err)
+	}
+	return nil
+}
+
+// Fail implements [worker.Store].
+func (s *Store) Fail(ctx context.Context, key, owner string) (int, error) {
+	res, err := s.do(ctx, failScript, []string{s.JobKey(key)}, owner, s.ttl.Milliseconds())
+	if err != nil {
+		return 0, fmt.Errorf("count failure %s: %w", key, err)
+	}
+	n, ok := res.(int64)
+	if !ok {
+		return 0, fmt.Errorf("count failure %s: unexpected reply %T", key, res)
+	}
+	return int(n), nil
+}
+
+// Release implements [worker.Store].
+func (s *Store) Release(ctx context.Context, key, owner string) error {
+	if _, err := s.do(ctx, releaseScript, []string{s.JobKey(key)}, owner); err != nil {
+		return fmt.Errorf("release %s: %w", key, err)
+	}
+	return nil
+}
+
+// Forget implements [worker.Store]. It is rare (dead letters only), so it
+// does not go through the pipeline.
+func (s *Store) Forget(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, s.JobKey(key)).Err(); err != nil {
+		return fmt.Errorf("forget %s: %w", key, err)
+	}
+	return nil
+}
+
+// Ping implements [worker.Store].
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
+// op is one script call waiting for a pipeline.
+type op struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	done   chan struct{}
+	res    any
+	err    error
+}
+
+var errClosed = errors.New("redis store closed")
+
+func (s *Store) do(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	o := &op{script: script, keys: keys, args: args, done: make(chan struct{})}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.stop:
+		return nil, errClosed
+	}
+	// Once handed over the op always completes: the flusher's pipeline is
+	// bounded by the client's timeouts. Waiting for it keeps the caller from
+	// acting while its command may still change state.
+	<-o.done
+	return o.res, o.err
+}
+
+func (s *Store) flushLoop(maxBatch int) {
+	defer s.wg.Done()
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-s.ops:
+			batch = append(batch[:0], o)
+		case <-s.stop:
+			return
+		}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break collect
+			}
+		}
+		s.flush(batch)
+	}
+}
+
+// flush runs batch as one pipeline. Scripts are called by SHA; when Redis
+// has lost them (a restart), they are loaded and the batch runs again once.
+func (s *Store) flush(batch []*op) {
+	ctx := context.Background()
+	cmds, err := s.exec(ctx, batch)
+	if err != nil && isNoScript(cmds) {
+		if lerr := s.loadScripts(ctx); lerr == nil {
+			cmds, err = s.exec(ctx, batch)
+		}
+	}
+	for i, o := range batch {
+		switch {
+		case cmds == nil:
+			o.err = err
+		default:
+			o.res, o.err = cmds[i].Result()
+		}
+		close(o.done)
+	}
+}
+
+func (s *Store) exec(ctx context.Context, batch []*op) ([]*redis.Cmd, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, o := range batch {
+		cmds[i] = o.script.EvalSha(ctx, pipe, o.keys, o.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	return cmds, err
+}
+
+func (s *Store) loadScripts(ctx context.Context) error {
+	for _, sc := range scripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	return nil
+}
+
+func isNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+func ints(res any, n int) ([]int64, error) {
+	list, ok := res.([]any)
+	if !ok || len(list) != n {
+		return nil, fmt.Errorf("unexpected reply %v", res)
+	}
+	out := make([]int64, n)
+	for i, v := range list {
+		x, ok := v.(int64)
+		if !ok {
+			return nil, fmt.Errorf("unexpected reply element %v", v)
+		}
+		out[i] = x
+	}
+	return out, nil
+}

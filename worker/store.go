@@ -1,0 +1,74 @@
+package worker
+
+import (
+	"context"
+	"time"
+)
+
+// Store holds the state replicas share: per-job dedup leases, "sent"
+// markers and attempt counts, and the rate-limit cells. Redis in production
+// (package redisstore), in-process for a single replica (package memstore).
+//
+// Admission is one call, not a Deduper and a Limiter, so that the happy path
+// costs two store commands per job (Admit, MarkSent) and implementations can
+// pipeline them across concurrent jobs. See docs/design.md.
+type Store interface {
+	// Admit checks the job's dedup state and, when it is free, reserves a
+	// rate-limit slot and takes the lease, all at once.
+	Admit(ctx context.Context, c Claim) (Admission, error)
+	// MarkSent records that the platform accepted the job; the marker lives
+	// for the dedup TTL.
+	MarkSent(ctx context.Context, key string, ttl time.Duration) error
+	// Fail records a failed provider call: it counts an attempt, releases
+	// the lease if owner still holds it, and returns the attempts so far.
+	Fail(ctx context.Context, key, owner string) (attempts int, err error)
+	// Release gives the lease back without counting an attempt.
+	Release(ctx context.Context, key, owner string) error
+	// Forget deletes the job's state once it is dead-lettered, so a replay
+	// starts afresh.
+	Forget(ctx context.Context, key string) error
+	// Ping reports whether the store can be reached.
+	Ping(ctx context.Context) error
+}
+
+// Claim asks to admit one job.
+type Claim struct {
+	Key   string        // the job's idempotency key, platform:app:id
+	Owner string        // who takes the lease: instance, stream sequence, delivery
+	Lease time.Duration // how long the lease protects the call
+	TTL   time.Duration // how long the job's state is kept (dedup.ttl)
+	// Limit is the rate limit the job falls under; nil for none.
+	Limit *Limit
+	// MaxWait is the longest rate-limit wait worth holding the job for.
+	// Beyond it nothing is reserved and the job is handed back.
+	MaxWait time.Duration
+}
+
+// Limit is a GCRA rate limit: PerSecond on average, Burst at once.
+type Limit struct {
+	Key       string
+	PerSecond float64
+	Burst     int
+}
+
+// AdmitStatus says what Admit decided.
+type AdmitStatus int
+
+const (
+	// Claimed: the lease is ours; call the platform after Wait.
+	Claimed AdmitStatus = iota
+	// AlreadySent: the job was delivered before; ack it without a call.
+	AlreadySent
+	// Busy: another delivery holds the lease; try again after Wait.
+	Busy
+	// Throttled: the rate limit's wait exceeds MaxWait; try again after Wait.
+	Throttled
+)
+
+// Admission is Admit's answer.
+type Admission struct {
+	Status       AdmitStatus
+	Wait         time.Duration
+	Attempts     int       // provider calls made for the job so far
+	FirstAttempt time.Time // when the job was first claimed
+}

@@ -1,0 +1,628 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/retry"
+)
+
+// ErrShutdownGrace is the cause of the context handed to in-flight jobs when
+// they outlast Config.ShutdownGrace.
+var ErrShutdownGrace = errors.New("shutdown grace period over")
+
+// Config tunes a Worker. Zero fields take the defaults noted.
+type Config struct {
+	Instance      string // this replica's name, in dead letters and receipts; required
+	Stream        string // NOTIFY_SEND
+	Consumer      string // herald-worker
+	DeadStream    string // NOTIFY_DEAD, named in logs only: dead letters go by subject
+	Receipts      bool   // publish delivery receipts to notify.sent.<platform>
+	Concurrency   int    // jobs in flight; 256
+	MaxAttempts   int    // provider calls before retries_exhausted; 8
+	AckWait       time.Duration
+	ShutdownGrace time.Duration // 25s
+	// RequestTimeout bounds one provider call; 10s. It must stay well below
+	// AckWait.
+	RequestTimeout time.Duration
+	DedupTTL       time.Duration // 24h
+	Retry          retry.Policy
+	// RateLimit returns the limit for a (platform, app, template), if any.
+	RateLimit func(platform, app, templateID string) (Limit, bool)
+	// MaxRateWait is the longest rate-limit wait a job is held in place for
+	// (its ack deadline kept alive); longer waits hand the job back. 5s.
+	MaxRateWait time.Duration
+	// Breaker: consecutive transient failures of one app that open its
+	// breaker (10), the first hold (30s) and the longest (5m).
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	BreakerMax      time.Duration
+	// PullBatch is how many messages one pull request asks for; 64.
+	PullBatch int
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Stream == "" {
+		c.Stream = "NOTIFY_SEND"
+	}
+	if c.Consumer == "" {
+		c.Consumer = "herald-worker"
+	}
+	if c.DeadStream == "" {
+		c.DeadStream = "NOTIFY_DEAD"
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	def(&c.AckWait, 30*time.Second)
+	def(&c.ShutdownGrace, 25*time.Second)
+	def(&c.RequestTimeout, 10*time.Second)
+	def(&c.DedupTTL, 24*time.Hour)
+	def(&c.MaxRateWait, 5*time.Second)
+	def(&c.BreakerCooldown, 30*time.Second)
+	def(&c.BreakerMax, 5*time.Minute)
+	if c.BreakerFailures <= 0 {
+		c.BreakerFailures = 10
+	}
+	if c.Retry == (retry.Policy{}) {
+		c.Retry = retry.DefaultPolicy
+	}
+	if c.PullBatch <= 0 {
+		c.PullBatch = 64
+	}
+	c.PullBatch = min(c.PullBatch, c.Concurrency)
+}
+
+// Validate reports a config the worker cannot run with.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Instance == "" {
+		errs = append(errs, errors.New("instance is required"))
+	}
+	if c.RequestTimeout >= c.AckWait {
+		errs = append(errs, fmt.Errorf("request timeout %v must be below ack wait %v", c.RequestTimeout, c.AckWait))
+	}
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("retry: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Worker is one replica's delivery loop. Create it with New and run it with Run.
+type Worker struct {
+	cfg     Config
+	js      jetstream.JetStream
+	store   Store
+	senders map[Route]Sender
+	log     *zap.Logger
+	m       *metrics
+	gates   gates
+	health  *health
+	now     func() time.Time
+}
+
+// Option configures rare seams of a Worker.
+type Option func(*Worker)
+
+// WithClock replaces the wall clock.
+func WithClock(now func() time.Time) Option { return func(w *Worker) { w.now = now } }
+
+// WithRegisterer registers the worker's metrics with reg instead of a
+// private registry.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(w *Worker) { w.m = newMetrics(reg) }
+}
+
+// New returns a Worker. senders maps each configured (platform, app) to its
+// provider; jobs naming any other app are dead-lettered as unknown_app. A
+// nil logger discards logs.
+func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Sender, log *zap.Logger, opts ...Option) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Worker{
+		cfg:     cfg,
+		js:      js,
+		store:   store,
+		senders: senders,
+		log:     log.With(zap.String("component", "worker")),
+		now:     time.Now,
+	}
+	for _, o := range opts {
+		o(w)
+	}
+	if w.m == nil {
+		w.m = newMetrics(prometheus.NewRegistry())
+	}
+	w.gates = gates{m: map[Route]*gate{}, mk: func() *gate {
+		return newGate(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.BreakerMax, cfg.RequestTimeout+5*time.Second)
+	}}
+	w.health = newHealth(store, w.m, w.log)
+	return w, nil
+}
+
+// Ready reports why the worker should not get traffic, or nil.
+func (w *Worker) Ready() error { return w.health.ready() }
+
+// Run pulls and handles jobs until ctx is cancelled, then stops pulling,
+// hands back what it pulled but did not start, lets in-flight jobs finish
+// within ShutdownGrace, hands back the rest and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, err := w.js.Consumer(ctx, w.cfg.Stream, w.cfg.Consumer)
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", w.cfg.Consumer, w.cfg.Stream, err)
+	}
+	iter, err := cons.Messages(
+		jetstream.PullMaxMessages(w.cfg.PullBatch),
+		jetstream.PullExpiry(5*time.Second),
+	)
+	if err != nil {
+		return fmt.Errorf("pull from %s: %w", w.cfg.Consumer, err)
+	}
+	stopPulling := context.AfterFunc(ctx, iter.Drain)
+	defer stopPulling()
+
+	// Jobs get their own context: shutdown does not cancel them until the
+	// grace period is over.
+	jobCtx, cancelJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelJobs(nil)
+
+	var healthWG sync.WaitGroup
+	healthWG.Add(1)
+	go func() {
+		defer healthWG.Done()
+		w.health.run(ctx)
+	}()
+
+	var jobs sync.WaitGroup
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	w.log.Info("worker started",
+		zap.String("instance", w.cfg.Instance), zap.String("stream", w.cfg.Stream),
+		zap.String("consumer", w.cfg.Consumer), zap.Int("concurrency", w.cfg.Concurrency))
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		if err := w.health.waitUp(ctx); err != nil {
+			<-slots
+			continue
+		}
+		msg, err := iter.Next()
+		if err != nil {
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			w.log.Warn("pull", zap.Error(err))
+			continue
+		}
+		if ctx.Err() != nil {
+			// Pulled after shutdown began: hand it back untouched.
+			_ = msg.Nak()
+			<-slots
+			continue
+		}
+		jobs.Add(1)
+		go func() {
+			defer func() { <-slots; jobs.Done() }()
+			w.handle(jobCtx, msg)
+		}()
+	}
+
+	// Hand back whatever the client buffered but we never started.
+	iter.Drain()
+	for {
+		msg, err := iter.Next()
+		if err != nil {
+			break
+		}
+		_ = msg.Nak()
+	}
+
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	timer := time.NewTimer(w.cfg.ShutdownGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		w.log.Warn("shutdown grace over, handing back in-flight jobs", zap.Duration("grace", w.cfg.ShutdownGrace))
+		cancelJobs(ErrShutdownGrace)
+		<-done
+	}
+	healthWG.Wait()
+	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance))
+	return nil
+}
+
+// delivery is one message being handled.
+type delivery struct {
+	msg   jetstream.Msg
+	meta  *jetstream.MsgMetadata
+	j     job.Job
+	owner string
+	log   *zap.Logger
+
+	claimed  bool // we hold the job's lease in the store
+	attempts int
+	first    time.Time
+}
+
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	w.m.inFlight.Inc()
+	defer w.m.inFlight.Dec()
+
+	d := &delivery{msg: msg}
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to ack, nothing to lose.
+		w.log.Error("message without metadata", zap.String("subject", msg.Subject()), zap.Error(err))
+		return
+	}
+	d.meta = meta
+	d.owner = w.cfg.Instance + ":" + strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + strconv.FormatUint(meta.NumDelivered, 10)
+
+	platform := job.PlatformOf(msg.Subject())
+	d.j, err = job.Decode(msg.Data(), platform)
+	d.log = w.log.With(
+		zap.String("job_id", d.j.ID), zap.String("platform", platform),
+		zap.String("app", d.j.App), zap.String("template_id", d.j.TemplateID),
+		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
+	if err != nil {
+		w.deadLetter(ctx, d, job.ReasonMalformedJob, retry.Detail{Message: err.Error()})
+		return
+	}
+	route := Route{Platform: d.j.Platform, App: d.j.App}
+	sender, ok := w.senders[route]
+	if !ok {
+		w.deadLetter(ctx, d, job.ReasonUnknownApp,
+			retry.Detail{Message: fmt.Sprintf("app %q is not configured for %s", d.j.App, d.j.Platform)})
+		return
+	}
+	if err := sender.Validate(d.j); err != nil {
+		dec := retry.Decide(err)
+		reason := dec.Reason
+		if dec.Action != retry.DeadLetter || reason == "" {
+			reason = job.ReasonInvalidTemplateData
+		}
+		if dec.Detail.Message == "" {
+			dec.Detail.Message = err.Error()
+		}
+		w.deadLetter(ctx, d, reason, dec.Detail)
+		return
+	}
+	if d.j.Expired(w.now()) {
+		w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
+		return
+	}
+	g := w.gates.get(route)
+	if ok, wait := g.allow(w.now()); !ok {
+		w.handBack(d, outcomeHeld, wait, "app held")
+		return
+	}
+
+	if !w.admit(ctx, d) {
+		return
+	}
+	if d.j.Expired(w.now()) {
+		w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
+		return
+	}
+	w.send(ctx, d, sender, g)
+}
+
+// admit claims the job in the store and waits out its rate-limit slot. It
+// reports whether the caller should go on and send.
+func (w *Worker) admit(ctx context.Context, d *delivery) bool {
+	c := Claim{
+		Key:     d.j.Key(),
+		Owner:   d.owner,
+		Lease:   w.cfg.RequestTimeout + w.cfg.MaxRateWait + 5*time.Second,
+		TTL:     w.cfg.DedupTTL,
+		MaxWait: w.cfg.MaxRateWait,
+	}
+	if w.cfg.RateLimit != nil {
+		if l, ok := w.cfg.RateLimit(d.j.Platform, d.j.App, d.j.TemplateID); ok {
+			c.Limit = &l
+		}
+	}
+	adm, err := w.store.Admit(ctx, c)
+	if err != nil {
+		w.health.failed(err)
+		w.handBack(d, outcomeHeld, time.Second, "store unavailable", zap.Error(err))
+		return false
+	}
+	switch adm.Status {
+	case AlreadySent:
+		w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDuplicate).Inc()
+		d.log.Info("duplicate: already delivered, acked without a call")
+		w.ack(d)
+		return false
+	case Busy:
+		w.handBack(d, outcomeHeld, adm.Wait, "another delivery holds the job")
+		return false
+	case Throttled:
+		w.m.rateWaits.WithLabelValues(d.j.Platform).Inc()
+		w.handBack(d, outcomeHeld, adm.Wait, "rate limited")
+		return false
+	}
+	d.claimed, d.attempts, d.first = true, adm.Attempts, adm.FirstAttempt
+	if adm.Wait > 0 {
+		w.m.rateWaits.WithLabelValues(d.j.Platform).Inc()
+		w.m.rateWaitSec.Observe(adm.Wait.Seconds())
+		if err := w.waitKeepingAlive(ctx, d.msg, adm.Wait); err != nil {
+			w.release(d)
+			w.handBack(d, outcomeHandedBack, 0, "shutdown during rate-limit wait")
+			return false
+		}
+	}
+	return true
+}
+
+func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) {
+	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	start := time.Now()
+	res, err := sender.Send(callCtx, d.j)
+	cancel()
+	elapsed := time.Since(start)
+	d.attempts++
+	route := Route{d.j.Platform, d.j.App}
+
+	if err == nil {
+		w.m.sendSeconds.WithLabelValues(d.j.Platform, "ok").Observe(elapsed.Seconds())
+		if g.success() {
+			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
+			d.log.Info("app resumed: probe delivered")
+		}
+		w.delivered(ctx, d, res)
+		return
+	}
+	w.m.sendSeconds.WithLabelValues(d.j.Platform, "error").Observe(elapsed.Seconds())
+	dec := retry.Decide(err)
+	if ctx.Err() != nil {
+		// Cancelled by the end of the shutdown grace: the outcome is
+		// unknown, so the call counts, and the job goes back to the queue.
+		w.fail(ctx, d)
+		w.handBack(d, outcomeHandedBack, 0, "shutdown during send", zap.Error(err))
+		return
+	}
+	switch dec.Action {
+	case retry.DeadLetter:
+		if g.success() {
+			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
+		}
+		w.deadLetter(ctx, d, dec.Reason, detailOf(dec, err))
+	case retry.Throttle, retry.Pause:
+		w.release(d)
+		d.attempts-- // holds spend no attempt
+		hold := g.pause(w.now(), dec.Delay, dec.Action.String())
+		w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
+		d.log.Error("app held: platform refused the app, not the job",
+			zap.String("action", dec.Action.String()), zap.Duration("hold", hold),
+			zap.String("code", dec.Detail.Code), zap.Error(err))
+		w.handBack(d, outcomeHeld, hold, "app held")
+	default:
+		if opened, hold := g.failure(w.now()); opened {
+			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
+			d.log.Error("breaker open: repeated transient failures", zap.Duration("hold", hold), zap.Error(err))
+		}
+		n := w.fail(ctx, d)
+		limit, reason := w.cfg.MaxAttempts, job.ReasonRetriesExhausted
+		if dec.Limit > 0 && dec.Limit < limit {
+			limit, reason = dec.Limit, dec.Reason
+		}
+		if n >= limit {
+			w.deadLetter(ctx, d, reason, detailOf(dec, err))
+			return
+		}
+		delay := max(w.cfg.Retry.Backoff(n), dec.Delay)
+		d.log.Warn("transient failure, retrying", zap.Int("attempt", n), zap.Duration("delay", delay),
+			zap.String("code", dec.Detail.Code), zap.Error(err))
+		w.nak(d, outcomeRetry, delay)
+	}
+}
+
+func detailOf(dec retry.Decision, err error) retry.Detail {
+	dt := dec.Detail
+	if dt.Message == "" && dt.Code == "" {
+		dt.Message = err.Error()
+	}
+	return dt
+}
+
+// fail counts a failed call in the store and returns the attempts so far.
+// If the store is down it falls back to the local count: the job is
+// redelivered either way.
+func (w *Worker) fail(ctx context.Context, d *delivery) int {
+	n, err := w.store.Fail(context.WithoutCancel(ctx), d.j.Key(), d.owner)
+	if err != nil {
+		w.health.failed(err)
+		d.log.Warn("could not count the failed attempt", zap.Error(err))
+		return d.attempts
+	}
+	d.claimed = false
+	d.attempts = n
+	return n
+}
+
+func (w *Worker) release(d *delivery) {
+	if !d.claimed {
+		return
+	}
+	if err := w.store.Release(context.Background(), d.j.Key(), d.owner); err != nil {
+		w.health.failed(err)
+		d.log.Warn("could not release the lease; it expires by itself", zap.Error(err))
+	}
+	d.claimed = false
+}
+
+// delivered records the platform's acceptance, publishes the receipt and acks.
+func (w *Worker) delivered(ctx context.Context, d *delivery, res job.Result) {
+	// The sent marker closes the only duplicate window: keep trying briefly
+	// even while shutting down.
+	markCtx := context.WithoutCancel(ctx)
+	var err error
+	for i := range 3 {
+		if err = w.store.MarkSent(markCtx, d.j.Key(), w.cfg.DedupTTL); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(100*(i+1)) * time.Millisecond)
+	}
+	if err != nil {
+		w.health.failed(err)
+		// The job was delivered: acking is right. Only a republish of the
+		// same id could now be sent again; the lease guards it meanwhile.
+		d.log.Error("delivered but the sent marker could not be recorded", zap.Error(err))
+	}
+	if w.cfg.Receipts {
+		w.receipt(markCtx, d, res)
+	}
+	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDelivered).Inc()
+	d.log.Debug("delivered", zap.Int("attempts", d.attempts), zap.String("msgid", res.MsgID))
+	w.ack(d)
+}
+
+func (w *Worker) receipt(ctx context.Context, d *delivery, res job.Result) {
+	r := job.Receipt{
+		ID: d.j.ID, Platform: d.j.Platform, App: d.j.App, TemplateID: d.j.TemplateID,
+		ToUser: d.j.ToUser, Attempts: d.attempts, MsgID: res.MsgID, SentAt: w.now().UTC(), Worker: w.cfg.Instance,
+	}
+	msg, err := encodeMsg(job.SentSubject(d.j.Platform), r)
+	if err == nil {
+		msg.Header.Set(job.HeaderMsgID, "sent:"+d.j.Key())
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = w.js.PublishMsg(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		d.log.Warn("delivery receipt not published", zap.Error(err))
+	}
+}
+
+// deadLetter stores the job in the dead-letter stream, then acks it. If the
+// publish fails the job is handed back, never dropped.
+func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason string, dt retry.Detail) {
+	dl := w.deadLetterOf(d, reason, dt)
+	msg, err := encodeMsg(job.DeadSubject(dl.Platform, reason), dl)
+	if err == nil {
+		msg.Header.Set(job.HeaderReason, reason)
+		msg.Header.Set(job.HeaderCode, dt.Code)
+		msg.Header.Set(job.HeaderMsgID, "dead:"+w.cfg.Stream+":"+strconv.FormatUint(d.meta.Sequence.Stream, 10))
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err = w.js.PublishMsg(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		w.release(d)
+		d.log.Error("dead letter not stored, job handed back", zap.String("reason", reason), zap.Error(err))
+		w.nak(d, outcomeHandedBack, w.cfg.Retry.Backoff(1))
+		return
+	}
+	if d.claimed || d.attempts > 0 {
+		if err := w.store.Forget(context.WithoutCancel(ctx), d.j.Key()); err != nil {
+			d.log.Warn("dead-lettered job state not cleared; a replay waits for its lease", zap.Error(err))
+		}
+	}
+	w.m.deadLetters.WithLabelValues(dl.Platform, reason).Inc()
+	w.m.jobs.WithLabelValues(dl.Platform, d.j.TemplateID, outcomeDeadLetter).Inc()
+	d.log.Warn("dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
+		zap.String("field", dt.Field), zap.Int("attempts", d.attempts))
+	if err := d.msg.TermWithReason(reason); err != nil {
+		d.log.Warn("term after dead letter", zap.Error(err))
+	}
+}
+
+func (w *Worker) deadLetterOf(d *delivery, reason string, dt retry.Detail) job.DeadLetter {
+	platform := d.j.Platform
+	if platform != job.WeChat && platform != job.Alipay {
+		platform = job.PlatformOf(d.msg.Subject())
+		if platform != job.WeChat && platform != job.Alipay {
+			platform = "unknown"
+		}
+	}
+	dl := job.DeadLetter{
+		Reason: reason, Platform: platform, App: d.j.App, TemplateID: d.j.TemplateID,
+		ToUser: d.j.ToUser, ID: d.j.ID, Code: dt.Code, Message: dt.Message, Field: dt.Field,
+		Attempts: d.attempts, DeadAt: w.now().UTC(), Worker: w.cfg.Instance,
+		Source: job.Source{Stream: d.meta.Stream, Subject: d.msg.Subject(), Sequence: d.meta.Sequence.Stream},
+	}
+	if !d.first.IsZero() && d.attempts > 0 {
+		first := d.first.UTC()
+		dl.FirstAttemptAt = &first
+	}
+	if data := d.msg.Data(); isJSONObject(data) {
+		dl.Job = data
+	} else {
+		dl.Raw = data
+	}
+	if h := d.msg.Headers(); h != nil {
+		dl.Replays, _ = strconv.Atoi(h.Get(job.HeaderReplays))
+	}
+	return dl
+}
+
+func (w *Worker) ack(d *delivery) {
+	if err := d.msg.Ack(); err != nil {
+		d.log.Warn("ack", zap.Error(err))
+	}
+}
+
+// handBack returns the job to the queue without counting an attempt.
+func (w *Worker) handBack(d *delivery, outcome string, delay time.Duration, why string, fields ...zap.Field) {
+	d.log.Debug("handed back: "+why, append(fields, zap.Duration("delay", delay))...)
+	w.nak(d, outcome, delay)
+}
+
+func (w *Worker) nak(d *delivery, outcome string, delay time.Duration) {
+	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcome).Inc()
+	if delay > 0 {
+		// Spread redeliveries so held jobs do not return in one wave.
+		delay += rand.N(delay/10 + time.Millisecond)
+	}
+	if err := d.msg.NakWithDelay(delay); err != nil {
+		d.log.Warn("nak", zap.Error(err))
+	}
+}
+
+// waitKeepingAlive waits d, telling JetStream the message is in progress
+// often enough that its ack deadline never passes.
+func (w *Worker) waitKeepingAlive(ctx context.Context, msg jetstream.Msg, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(w.cfg.AckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return nil
+		case <-tick.C:
+			_ = msg.InProgress()
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
