@@ -1,0 +1,378 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Values with a meaning of their own in the configuration.
+const (
+	// Wildcard matches any platform, app or template in a [RateLimit].
+	Wildcard = "*"
+
+	// PlatformWeChat and PlatformAlipay are the platforms a [RateLimit]
+	// may name; they are the last token of a job's subject.
+	PlatformWeChat = "wechat"
+	PlatformAlipay = "alipay"
+
+	// TokenEndpointStable (the default) fetches WeChat access tokens from
+	// /cgi-bin/stable_token, which several processes may call without
+	// invalidating each other's tokens; TokenEndpointToken uses the older
+	// /cgi-bin/token.
+	TokenEndpointStable = "stable_token"
+	TokenEndpointToken  = "token"
+
+	// RecipientOpenID (the default) and RecipientUserID say which Alipay id
+	// a job's to_user holds.
+	RecipientOpenID = "open_id"
+	RecipientUserID = "user_id"
+
+	// DefaultWeChatBaseURL is the default [WeChatApp.BaseURL].
+	DefaultWeChatBaseURL = "https://api.weixin.qq.com"
+	// DefaultAlipayGateway is the default [AlipayApp.Gateway].
+	DefaultAlipayGateway = "https://openapi.alipay.com/gateway.do"
+)
+
+// EnvConfig names the environment variable that gives the config file's
+// path when no --config flag does; see [ConfigPath].
+const EnvConfig = "HERALD_CONFIG"
+
+// Config is herald's whole configuration. The yaml keys are the contract
+// (contract.md section 4); [Default] gives the defaults.
+type Config struct {
+	NATS   NATS   `yaml:"nats"`
+	Redis  Redis  `yaml:"redis"`
+	Worker Worker `yaml:"worker"`
+	Retry  Retry  `yaml:"retry"`
+	Dedup  Dedup  `yaml:"dedup"`
+	// RateLimits are shared by all replicas; see [Config.RateLimit] for
+	// which rule applies to a job. None by default.
+	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Apps are the configured mini-programs by name; a job's app field
+	// (default "default") picks one. Empty is valid: every job is then
+	// dead-lettered as unknown_app.
+	Apps map[string]App `yaml:"apps"`
+}
+
+// NATS locates the JetStream server and names and sizes herald's streams.
+type NATS struct {
+	// URL is the server, or a comma-separated list of servers (nats://,
+	// tls://, ws:// or wss://). Empty starts an embedded single-node
+	// JetStream server. Default nats://127.0.0.1:4222.
+	URL string `yaml:"url"`
+	// CredsFile is an optional NATS credentials file.
+	CredsFile    string `yaml:"creds_file"`
+	Stream       string `yaml:"stream"`        // default NOTIFY_SEND
+	DeadStream   string `yaml:"dead_stream"`   // default NOTIFY_DEAD
+	EventsStream string `yaml:"events_stream"` // default NOTIFY_EVENTS; empty: no delivery receipts
+	Consumer     string `yaml:"consumer"`      // default herald-worker
+	Replicas     int    `yaml:"replicas"`      // stream replicas, 1 to 5; default 1
+
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
+	// Default 2m.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// DeadMaxAge is how long dead letters are kept; 0 keeps them for ever.
+	// Default 14 days.
+	DeadMaxAge time.Duration `yaml:"dead_max_age"`
+	// EventsMaxAge is how long delivery receipts are kept; 0 keeps them for
+	// ever. Default 7 days.
+	EventsMaxAge time.Duration `yaml:"events_max_age"`
+	// MaxAckPending caps the jobs handed out and not yet acknowledged, over
+	// all replicas. Default 16384.
+	MaxAckPending int `yaml:"max_ack_pending"`
+}
+
+// Redis locates the store shared by replicas for deduplication and rate
+// limits.
+type Redis struct {
+	// URL is redis://, rediss:// or unix://. Empty keeps deduplication and
+	// rate limits in process, which is correct for one replica only.
+	// Default redis://127.0.0.1:6379/0.
+	URL string `yaml:"url"`
+}
+
+// Worker tunes one worker replica.
+type Worker struct {
+	// Instance names this replica in dead letters, receipts and logs.
+	// Empty: the caller uses the host name.
+	Instance string `yaml:"instance"`
+	// Concurrency is the provider calls in flight per replica. Default 256.
+	Concurrency int `yaml:"concurrency"`
+	// MaxAttempts is the provider calls made for a job before it is
+	// dead-lettered as retries_exhausted. Default 8.
+	MaxAttempts int `yaml:"max_attempts"`
+	// AckWait is how long JetStream waits for an acknowledgement before
+	// redelivering. Default 30s.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// ShutdownGrace is how long in-flight jobs may finish after SIGTERM.
+	// Default 25s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// HTTPAddr serves /metrics, /healthz and /readyz. Default ":8080".
+	HTTPAddr string `yaml:"http_addr"`
+	// RequestTimeout bounds one provider HTTP call; it must be shorter than
+	// AckWait. Default 10s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+}
+
+// Retry is the backoff between attempts of a job that failed transiently.
+type Retry struct {
+	InitialInterval time.Duration `yaml:"initial_interval"` // default 1s
+	MaxInterval     time.Duration `yaml:"max_interval"`     // default 5m
+	Multiplier      float64       `yaml:"multiplier"`       // default 2
+	Randomization   float64       `yaml:"randomization"`    // jitter in [0, 1); default 0.2
+}
+
+// Dedup configures at-most-once delivery per (platform, app, id).
+type Dedup struct {
+	TTL time.Duration `yaml:"ttl"` // default 24h
+}
+
+// RateLimit is one rate-limit rule. Platform, App and TemplateID are exact
+// values or [Wildcard]; empty means [Wildcard] too.
+type RateLimit struct {
+	Platform   string  `yaml:"platform"`
+	App        string  `yaml:"app"`
+	TemplateID string  `yaml:"template_id"`
+	PerSecond  float64 `yaml:"per_second"` // sustained rate, positive
+	Burst      int     `yaml:"burst"`      // calls allowed at once, at least 1
+}
+
+// App is one mini-program's credentials on each platform it uses; at least
+// one is required.
+type App struct {
+	WeChat *WeChatApp `yaml:"wechat"`
+	Alipay *AlipayApp `yaml:"alipay"`
+}
+
+// WeChatApp is a WeChat mini-program's credentials.
+type WeChatApp struct {
+	AppID string `yaml:"app_id"`
+	// AppSecret is required, given inline, through AppSecretFile, or
+	// through HERALD_APPS_<APP>_WECHAT_APP_SECRET.
+	AppSecret     Secret `yaml:"app_secret"`
+	AppSecretFile string `yaml:"app_secret_file"`
+	// BaseURL is the API's root. Default [DefaultWeChatBaseURL].
+	BaseURL string `yaml:"base_url"`
+	// TokenEndpoint is [TokenEndpointStable] (default) or
+	// [TokenEndpointToken].
+	TokenEndpoint string `yaml:"token_endpoint"`
+}
+
+// AlipayApp is an Alipay mini-program's credentials.
+type AlipayApp struct {
+	AppID string `yaml:"app_id"`
+	// PrivateKey is the app's RSA private key, PEM (PKCS#1 or PKCS#8),
+	// given inline, through PrivateKeyFile or the environment. Required.
+	PrivateKey     Secret `yaml:"private_key"`
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// AlipayPublicKey verifies Alipay's responses, PEM or bare base64.
+	// Required.
+	AlipayPublicKey     string `yaml:"alipay_public_key"`
+	AlipayPublicKeyFile string `yaml:"alipay_public_key_file"`
+	// Gateway is the OpenAPI endpoint. Default [DefaultAlipayGateway].
+	Gateway string `yaml:"gateway"`
+	// Recipient is [RecipientOpenID] (default) or [RecipientUserID].
+	Recipient string `yaml:"recipient"`
+}
+
+// Default returns the configuration used where neither the file nor the
+// environment says otherwise.
+func Default() *Config {
+	return &Config{
+		NATS: NATS{
+			URL:             "nats://127.0.0.1:4222",
+			Stream:          "NOTIFY_SEND",
+			DeadStream:      "NOTIFY_DEAD",
+			EventsStream:    "NOTIFY_EVENTS",
+			Consumer:        "herald-worker",
+			Replicas:        1,
+			DuplicateWindow: 2 * time.Minute,
+			DeadMaxAge:      14 * day,
+			EventsMaxAge:    7 * day,
+			MaxAckPending:   16384,
+		},
+		Redis: Redis{URL: "redis://127.0.0.1:6379/0"},
+		Worker: Worker{
+			Concurrency:    256,
+			MaxAttempts:    8,
+			AckWait:        30 * time.Second,
+			ShutdownGrace:  25 * time.Second,
+			HTTPAddr:       ":8080",
+			RequestTimeout: 10 * time.Second,
+		},
+		Retry: Retry{
+			InitialInterval: time.Second,
+			MaxInterval:     5 * time.Minute,
+			Multiplier:      2,
+			Randomization:   0.2,
+		},
+		Dedup: Dedup{TTL: 24 * time.Hour},
+	}
+}
+
+// setDefaults fills a WeChat app the file or environment has just created.
+func (a *WeChatApp) setDefaults() {
+	a.BaseURL = DefaultWeChatBaseURL
+	a.TokenEndpoint = TokenEndpointStable
+}
+
+// setDefaults fills an Alipay app the file or environment has just created.
+func (a *AlipayApp) setDefaults() {
+	a.Gateway = DefaultAlipayGateway
+	a.Recipient = RecipientOpenID
+}
+
+// ConfigPath is the config file to load: flag when it is set, else
+// $HERALD_CONFIG from environ, else "" (defaults and environment only).
+func ConfigPath(flag string, environ []string) string {
+	if flag != "" {
+		return flag
+	}
+	return lookupEnv(environ, EnvConfig)
+}
+
+// Load builds the configuration from defaults, the YAML file at path (none
+// if path is empty), the HERALD_* variables in environ and the *_file
+// secrets, and validates it; the package documentation gives the rules. It
+// returns every problem found, each naming its key, and never a secret.
+func Load(path string, environ []string) (*Config, error) {
+	c := Default()
+	var errs []error
+	source := "(environment)"
+	if path != "" {
+		source = path
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		errs = append(errs, decodeFile(c, data)...)
+		c.resolveFiles(filepath.Dir(path))
+	}
+	errs = append(errs, applyEnv(c, environ)...)
+	c.normalize()
+	errs = append(errs, c.readSecretFiles()...)
+	errs = append(errs, c.problems()...)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config %s: %w", source, problemList(errs))
+	}
+	return c, nil
+}
+
+// decodeFile overlays the YAML document data onto c.
+func decodeFile(c *Config, data []byte) []error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file changes nothing
+		}
+		return []error{err}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return []error{errors.New("the file must hold one YAML document")}
+	}
+	d := &decoder{budget: maxNodes}
+	d.decode(&doc, refValue(c), "")
+	return d.errs
+}
+
+// resolveFiles makes the relative *_file paths that the config file gave
+// relative to dir, the file's directory.
+func (c *Config) resolveFiles(dir string) {
+	join := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	join(&c.NATS.CredsFile)
+	for _, app := range c.Apps {
+		if w := app.WeChat; w != nil {
+			join(&w.AppSecretFile)
+		}
+		if a := app.Alipay; a != nil {
+			join(&a.PrivateKeyFile)
+			join(&a.AlipayPublicKeyFile)
+		}
+	}
+}
+
+// normalize spells empty rate-limit selectors as [Wildcard].
+func (c *Config) normalize() {
+	for i := range c.RateLimits {
+		r := &c.RateLimits[i]
+		for _, s := range []*string{&r.Platform, &r.App, &r.TemplateID} {
+			if *s == "" {
+				*s = Wildcard
+			}
+		}
+	}
+}
+
+// readSecretFiles replaces each *_file with the file's trimmed contents.
+func (c *Config) readSecretFiles() []error {
+	var errs []error
+	read := func(key, fileKey string, value *string, file string) {
+		if file == "" {
+			return
+		}
+		if *value != "" {
+			errs = append(errs, fmt.Errorf("%s: set only one of %s and %s", key, lastSegment(key), lastSegment(fileKey)))
+			return
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", fileKey, err))
+			return
+		}
+		v := strings.TrimSpace(string(data))
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s: %s is empty", fileKey, file))
+			return
+		}
+		*value = v
+	}
+	for _, name := range sortedKeys(c.Apps) {
+		app := c.Apps[name]
+		p := "apps." + name
+		if w := app.WeChat; w != nil {
+			read(p+".wechat.app_secret", p+".wechat.app_secret_file", (*string)(&w.AppSecret), w.AppSecretFile)
+		}
+		if a := app.Alipay; a != nil {
+			read(p+".alipay.private_key", p+".alipay.private_key_file", (*string)(&a.PrivateKey), a.PrivateKeyFile)
+			read(p+".alipay.alipay_public_key", p+".alipay.alipay_public_key_file", &a.AlipayPublicKey, a.AlipayPublicKeyFile)
+		}
+	}
+	return errs
+}
+
+func lastSegment(key string) string {
+	return key[strings.LastIndexByte(key, '.')+1:]
+}
+
+// problemList prints one problem per line, indented under the line that
+// wraps it.
+type problemList []error
+
+func (p problemList) Error() string {
+	if len(p) == 1 {
+		return p[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems:", len(p))
+	for _, err := range p {
+		b.WriteString("\n  ")
+		b.WriteString(strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return b.String()
+}
+
+func (p problemList) Unwrap() []error { return p }

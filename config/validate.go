@@ -1,0 +1,271 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Validate reports every problem with c at once, joined, each naming its
+// key path: "worker.concurrency: must be at least 1". It does not read
+// files: [Load] has read the *_file secrets before it validates.
+func (c *Config) Validate() error {
+	return errors.Join(c.problems()...)
+}
+
+// problems collects the errors Validate joins.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) problems() []error {
+	var p problems
+	c.NATS.validate(&p)
+	validateRedisURL(&p, "redis.url", c.Redis.URL)
+	c.Worker.validate(&p)
+	c.Retry.validate(&p)
+	if c.Dedup.TTL <= 0 {
+		p.add("dedup.ttl", "must be positive")
+	}
+	c.validateRateLimits(&p)
+	for _, name := range sortedKeys(c.Apps) {
+		c.Apps[name].validate(&p, "apps."+name)
+	}
+	return p
+}
+
+func (n *NATS) validate(p *problems) {
+	validateNATSURL(p, "nats.url", n.URL)
+	names := []struct {
+		key, value string
+		required   bool
+	}{
+		{"nats.stream", n.Stream, true},
+		{"nats.dead_stream", n.DeadStream, true},
+		{"nats.events_stream", n.EventsStream, false},
+		{"nats.consumer", n.Consumer, true},
+	}
+	for _, s := range names {
+		switch {
+		case s.value == "" && s.required:
+			p.add(s.key, "required")
+		case strings.ContainsAny(s.value, " \t\r\n.*>/\\"):
+			p.add(s.key, "must not contain white space, '.', '*', '>', '/' or '\\'")
+		}
+	}
+	if n.Stream != "" && n.Stream == n.DeadStream {
+		p.add("nats.dead_stream", "must differ from nats.stream")
+	}
+	if n.EventsStream != "" && (n.EventsStream == n.Stream || n.EventsStream == n.DeadStream) {
+		p.add("nats.events_stream", "must differ from nats.stream and nats.dead_stream")
+	}
+	if n.Replicas < 1 || n.Replicas > 5 {
+		p.add("nats.replicas", "must be 1 to 5")
+	}
+	if n.DuplicateWindow <= 0 {
+		p.add("nats.duplicate_window", "must be positive")
+	}
+	// JetStream refuses a duplicate window longer than the stream's max age.
+	if n.DeadMaxAge < 0 {
+		p.add("nats.dead_max_age", "must not be negative (0 keeps dead letters for ever)")
+	} else if n.DeadMaxAge > 0 && n.DuplicateWindow > n.DeadMaxAge {
+		p.add("nats.dead_max_age", "must not be shorter than nats.duplicate_window")
+	}
+	if n.EventsMaxAge < 0 {
+		p.add("nats.events_max_age", "must not be negative (0 keeps receipts for ever)")
+	} else if n.EventsMaxAge > 0 && n.DuplicateWindow > n.EventsMaxAge {
+		p.add("nats.events_max_age", "must not be shorter than nats.duplicate_window")
+	}
+	if n.MaxAckPending < 1 {
+		p.add("nats.max_ack_pending", "must be at least 1")
+	}
+}
+
+func (w *Worker) validate(p *problems) {
+	if w.Concurrency < 1 {
+		p.add("worker.concurrency", "must be at least 1")
+	}
+	if w.MaxAttempts < 1 {
+		p.add("worker.max_attempts", "must be at least 1")
+	}
+	if w.AckWait <= 0 {
+		p.add("worker.ack_wait", "must be positive")
+	}
+	if w.ShutdownGrace <= 0 {
+		p.add("worker.shutdown_grace", "must be positive")
+	}
+	if w.HTTPAddr == "" {
+		p.add("worker.http_addr", "required, host:port such as :8080")
+	} else if _, port, err := net.SplitHostPort(w.HTTPAddr); err != nil || !validPort(port) {
+		p.add("worker.http_addr", "must be host:port such as :8080")
+	}
+	// A provider call outliving AckWait would let JetStream redeliver a job
+	// that is still being sent.
+	switch {
+	case w.RequestTimeout <= 0:
+		p.add("worker.request_timeout", "must be positive")
+	case w.AckWait > 0 && w.RequestTimeout >= w.AckWait:
+		p.add("worker.request_timeout", "must be shorter than worker.ack_wait (%s)", w.AckWait)
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func (r *Retry) validate(p *problems) {
+	if r.InitialInterval <= 0 {
+		p.add("retry.initial_interval", "must be positive")
+	}
+	if r.MaxInterval < r.InitialInterval {
+		p.add("retry.max_interval", "must not be shorter than retry.initial_interval")
+	}
+	if r.Multiplier < 1 || math.IsInf(r.Multiplier, 0) || math.IsNaN(r.Multiplier) {
+		p.add("retry.multiplier", "must be at least 1")
+	}
+	if !(r.Randomization >= 0 && r.Randomization < 1) {
+		p.add("retry.randomization", "must be at least 0 and below 1")
+	}
+}
+
+func (c *Config) validateRateLimits(p *problems) {
+	seen := make(map[[3]string]int, len(c.RateLimits))
+	for i, r := range c.RateLimits {
+		key := fmt.Sprintf("rate_limits[%d]", i)
+		switch r.Platform {
+		case "", Wildcard, PlatformWeChat, PlatformAlipay:
+		default:
+			p.add(key+".platform", "must be wechat, alipay or *")
+		}
+		if !(r.PerSecond > 0) || math.IsInf(r.PerSecond, 0) {
+			p.add(key+".per_second", "must be positive")
+		}
+		if r.Burst < 1 {
+			p.add(key+".burst", "must be at least 1")
+		}
+		sel := [3]string{wild(r.Platform), wild(r.App), wild(r.TemplateID)}
+		if j, ok := seen[sel]; ok {
+			p.add(key, "same platform, app and template_id as rate_limits[%d]", j)
+			continue
+		}
+		seen[sel] = i
+	}
+}
+
+func (a App) validate(p *problems, key string) {
+	if a.WeChat == nil && a.Alipay == nil {
+		p.add(key, "needs wechat, alipay or both")
+	}
+	if w := a.WeChat; w != nil {
+		k := key + ".wechat"
+		if w.AppID == "" {
+			p.add(k+".app_id", "required")
+		}
+		if w.AppSecret == "" && w.AppSecretFile == "" {
+			p.add(k+".app_secret", "required (inline, app_secret_file or %s)", envName(k+".app_secret"))
+		}
+		validateHTTPURL(p, k+".base_url", w.BaseURL)
+		if w.TokenEndpoint != TokenEndpointStable && w.TokenEndpoint != TokenEndpointToken {
+			p.add(k+".token_endpoint", "must be %s or %s", TokenEndpointStable, TokenEndpointToken)
+		}
+	}
+	if a := a.Alipay; a != nil {
+		k := key + ".alipay"
+		if a.AppID == "" {
+			p.add(k+".app_id", "required")
+		}
+		if a.PrivateKey == "" && a.PrivateKeyFile == "" {
+			p.add(k+".private_key", "required (inline, private_key_file or %s)", envName(k+".private_key"))
+		}
+		if a.AlipayPublicKey == "" && a.AlipayPublicKeyFile == "" {
+			p.add(k+".alipay_public_key", "required (inline or alipay_public_key_file)")
+		}
+		validateHTTPURL(p, k+".gateway", a.Gateway)
+		if a.Recipient != RecipientOpenID && a.Recipient != RecipientUserID {
+			p.add(k+".recipient", "must be %s or %s", RecipientOpenID, RecipientUserID)
+		}
+	}
+}
+
+// envName is the variable that overrides key.
+func envName(key string) string {
+	return envPrefix + envSegment(key)
+}
+
+// The URL checks never quote the URL or url.Parse's error: either may hold
+// a password.
+
+func validateNATSURL(p *problems, key, list string) {
+	if list == "" {
+		return // embedded server
+	}
+	for s := range strings.SplitSeq(list, ",") {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s // as the NATS client reads it
+		}
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			p.add(key, "not a valid URL")
+		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+			p.add(key, "scheme must be nats, tls, ws or wss")
+		case u.Hostname() == "":
+			p.add(key, "host required")
+		default:
+			continue
+		}
+		return
+	}
+}
+
+func validateRedisURL(p *problems, key, s string) {
+	if s == "" {
+		return // in-process stores
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		p.add(key, "not a valid URL")
+	case u.Scheme == "unix":
+		if u.Path == "" {
+			p.add(key, "socket path required, unix:///path/to/redis.sock")
+		}
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		p.add(key, "scheme must be redis, rediss or unix")
+	case u.Hostname() == "":
+		p.add(key, "host required")
+	case !validRedisDB(u.Path):
+		p.add(key, "path must be a database number such as /0")
+	}
+}
+
+func validRedisDB(path string) bool {
+	db := strings.TrimPrefix(path, "/")
+	if db == "" {
+		return true
+	}
+	n, err := strconv.Atoi(db)
+	return err == nil && n >= 0
+}
+
+func validateHTTPURL(p *problems, key, s string) {
+	u, err := url.Parse(s)
+	switch {
+	case s == "":
+		p.add(key, "required")
+	case err != nil:
+		p.add(key, "not a valid URL")
+	case u.Scheme != "https" && u.Scheme != "http":
+		p.add(key, "scheme must be https or http")
+	case u.Host == "":
+		p.add(key, "host required")
+	}
+}
