@@ -153,7 +153,7 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 	return have.Replicas == want.Replicas &&
 		have.Duplicates == want.Duplicates &&
 		have.MaxAge == want.MaxAge &&
-		have.MaxMsgSize == want.MaxMsgSize &&
+		sameLimit(int64(have.MaxMsgSize), int64(want.MaxMsgSize)) &&
 		len(have.Subjects) == len(want.Subjects) &&
 		(len(have.Subjects) == 0 || have.Subjects[0] == want.Subjects[0]) &&
 		have.Description == want.Description
@@ -165,4 +165,9 @@ func sameConsumer(have, want jetstream.ConsumerConfig) bool {
 		have.MaxDeliver == want.MaxDeliver &&
 		have.Description == want.Description &&
 		(want.Replicas == 0 || have.Replicas == want.Replicas)
+}
+
+// sameLimit compares two JetStream limits, where 0 and -1 both mean none.
+func sameLimit(a, b int64) bool {
+	return a == b || (a <= 0 && b <= 0)
 }

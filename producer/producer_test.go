@@ -1,0 +1,113 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/internal/testenv"
+	"github.com/heraldhq/herald/producer"
+	"github.com/heraldhq/herald/producer/job"
+)
+
+func connect(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv := testenv.StartJetStream(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestApplyIsIdempotentAndUpdates(t *testing.T) {
+	t.Parallel()
+	js := connect(t)
+	ctx := context.Background()
+	topo := producer.DefaultTopology
+
+	changes, err := topo.Apply(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Action != "created" {
+			t.Errorf("first Apply: %+v, want created", c)
+		}
+	}
+	if len(changes) != 4 {
+		t.Fatalf("first Apply made %d changes, want 3 streams and 1 consumer", len(changes))
+	}
+	changes, err = topo.Apply(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Action != "unchanged" {
+			t.Errorf("second Apply: %+v, want unchanged", c)
+		}
+	}
+	topo.DeadMaxAge = time.Hour
+	topo.MaxAckPending = 100
+	changes, err = topo.Apply(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"NOTIFY_SEND": "unchanged", "NOTIFY_DEAD": "updated", "NOTIFY_EVENTS": "unchanged", "herald-worker": "updated"}
+	for _, c := range changes {
+		if want[c.Name] != c.Action {
+			t.Errorf("Apply after a change: %s %s, want %s", c.Name, c.Action, want[c.Name])
+		}
+	}
+	s, err := js.Stream(ctx, "NOTIFY_SEND")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.CachedInfo().Config; cfg.Retention != jetstream.WorkQueuePolicy || cfg.Duplicates != 2*time.Minute {
+		t.Fatalf("NOTIFY_SEND config = %+v", cfg)
+	}
+}
+
+func TestPublishValidatesAndDeduplicates(t *testing.T) {
+	t.Parallel()
+	js := connect(t)
+	ctx := context.Background()
+	if _, err := producer.DefaultTopology.Apply(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	p := producer.New(js)
+	j := job.Job{ID: "order-1", Platform: job.WeChat, TemplateID: "t", ToUser: "u",
+		Data: map[string]job.Value{"thing1": {Value: "hi"}}}
+	ack, err := p.Publish(ctx, j)
+	if err != nil || ack.Duplicate {
+		t.Fatalf("Publish = %+v, %v", ack, err)
+	}
+	ack, err = p.Publish(ctx, j)
+	if err != nil || !ack.Duplicate {
+		t.Fatalf("second Publish of the same id = %+v, %v; want a duplicate", ack, err)
+	}
+	if _, err := p.Publish(ctx, job.Job{ID: "x", Platform: job.WeChat}); !errors.Is(err, job.ErrMalformed) {
+		t.Fatalf("Publish of an invalid job = %v, want ErrMalformed", err)
+	}
+	stream, err := js.Stream(ctx, "NOTIFY_SEND")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, "notify.send.wechat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := job.Decode(msg.Data, "wechat")
+	if err != nil || got.App != job.DefaultApp || msg.Header.Get(job.HeaderMsgID) != "order-1" {
+		t.Fatalf("stored job = %+v (%v), header %v", got, err, msg.Header)
+	}
+}
