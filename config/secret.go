@@ -43,8 +43,10 @@ func (s Secret) Format(f fmt.State, verb rune) {
 // MarshalYAML renders s as [Secret.String].
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
-// MarshalJSON renders s as [Secret.String], quoted.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+// MarshalJSON renders s as [Secret.String], quoted. (Both renderings are
+// fixed strings that need no JSON escaping; encoding/json escapes < and >
+// itself unless told not to.)
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
 
 // MarshalText renders s as [Secret.String].
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

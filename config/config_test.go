@@ -1,0 +1,339 @@
+package config_test
+
+import (
+	"iter"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/config"
+)
+
+// wechatSecret is what HERALD_APPS_DEFAULT_WECHAT_APP_SECRET carries in
+// tests that need the contract example to load.
+const wechatSecret = "wechat-secret-from-env"
+
+func TestGoodConfigs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give    string
+		environ []string
+	}{
+		{give: "contract.good.yaml", environ: []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + wechatSecret}},
+		{give: "embedded.good.yaml"},
+		{give: "empty.good.yaml"},
+		{give: "minimal.good.yaml"},
+		{give: "operators.good.yaml"},
+	}
+	requireListed(t, "*.good.yaml", func(yield func(string) bool) {
+		for _, tt := range tests {
+			if !yield(tt.give) {
+				return
+			}
+		}
+	})
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			t.Parallel()
+			if _, err := config.Load(filepath.Join("testdata", tt.give), tt.environ); err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+		})
+	}
+}
+
+// TestBadConfigs checks that each bad file fails and that the error names
+// every bad key in it.
+func TestBadConfigs(t *testing.T) {
+	t.Parallel()
+	expectedErrors := []struct {
+		filename string
+		errMsg   string
+	}{
+		{"alias-loop.bad.yaml", "apps.default: alias apps refers to itself (line 2)"},
+		{"apps.bad.yaml", "apps.default.wechat.app_id: required"},
+		{"apps.bad.yaml", "apps.default.wechat.base_url: scheme must be https or http"},
+		{"apps.bad.yaml", "apps.default.wechat.token_endpoint: must be stable_token or token"},
+		{"apps.bad.yaml", "apps.shop.alipay.private_key: required (inline, private_key_file or HERALD_APPS_SHOP_ALIPAY_PRIVATE_KEY)"},
+		{"apps.bad.yaml", "apps.shop.alipay.alipay_public_key: required"},
+		{"apps.bad.yaml", "apps.shop.alipay.gateway: required"},
+		{"apps.bad.yaml", "apps.shop.alipay.recipient: must be open_id or user_id"},
+		{"apps.bad.yaml", "apps.bare: needs wechat, alipay or both"},
+		{"apps.bad.yaml", "apps.nothing: needs wechat, alipay or both"},
+		{"documents.bad.yaml", "the file must hold one YAML document"},
+		{"duplicate-keys.bad.yaml", "worker.concurrency: duplicate key (line 3)"},
+		{"duplicate-keys.bad.yaml", "apps.shop: duplicate key (line 6)"},
+		{"nats-same.bad.yaml", "nats.url: host required"},
+		{"nats-same.bad.yaml", "nats.dead_stream: must differ from nats.stream"},
+		{"nats.bad.yaml", "nats.url: scheme must be nats, tls, ws or wss"},
+		{"nats.bad.yaml", "nats.stream: required"},
+		{"nats.bad.yaml", "nats.dead_stream: must not contain white space, '.', '*', '>', '/' or '\\'"},
+		{"nats.bad.yaml", "nats.consumer: required"},
+		{"nats.bad.yaml", "nats.replicas: must be 1 to 5"},
+		{"nats.bad.yaml", "nats.duplicate_window: must be positive"},
+		{"nats.bad.yaml", "nats.events_max_age: must not be negative"},
+		{"nats.bad.yaml", "nats.max_ack_pending: must be at least 1"},
+		{"rate-limits.bad.yaml", "rate_limits[1].per_second: must be positive"},
+		{"rate-limits.bad.yaml", "rate_limits[2].platform: must be wechat, alipay or *"},
+		{"rate-limits.bad.yaml", "rate_limits[2].burst: must be at least 1"},
+		{"rate-limits.bad.yaml", "rate_limits[3]: same platform, app and template_id as rate_limits[0]"},
+		{"redis-db.bad.yaml", "redis.url: path must be a database number such as /0"},
+		{"redis.bad.yaml", "redis.url: scheme must be redis, rediss or unix"},
+		{"retry.bad.yaml", "retry.initial_interval: must be positive"},
+		{"retry.bad.yaml", "retry.max_interval: must not be shorter than retry.initial_interval"},
+		{"retry.bad.yaml", "retry.multiplier: must be at least 1"},
+		{"retry.bad.yaml", "retry.randomization: must be at least 0 and below 1"},
+		{"retry.bad.yaml", "dedup.ttl: must be positive"},
+		{"secret-file.bad.yaml", "apps.default.wechat.app_secret_file: open testdata/secrets/does-not-exist: no such file or directory"},
+		{"secret-file.bad.yaml", "apps.default.alipay.private_key: set only one of private_key and private_key_file"},
+		{"secret-file.bad.yaml", "apps.default.alipay.alipay_public_key_file: testdata/secrets/empty is empty"},
+		{"syntax.bad.yaml", "yaml: line 2: did not find expected key"},
+		{"timeout.bad.yaml", "worker.http_addr: required"},
+		{"timeout.bad.yaml", "worker.request_timeout: must be shorter than worker.ack_wait (30s)"},
+		{"top-level.bad.yaml", "(top level): want a mapping of keys, not a list (line 1)"},
+		{"types.bad.yaml", `nats.replicas: want a whole number, not "three" (line 2)`},
+		{"types.bad.yaml", "nats.stream: want a single value, not a list (line 3)"},
+		{"types.bad.yaml", `worker.concurrency: want a whole number, not "1.5" (line 5)`},
+		{"types.bad.yaml", `worker.ack_wait: want a duration such as 30s, 5m or 14d, not "30" (line 6)`},
+		{"types.bad.yaml", `worker.shutdown_grace: want a duration such as 30s, 5m or 14d, not "soon" (line 7)`},
+		{"types.bad.yaml", `retry.multiplier: want a number, not "fast" (line 9)`},
+		{"types.bad.yaml", `retry.randomization: want a number, not ".nan" (line 10)`},
+		{"types.bad.yaml", "dedup: want a mapping of keys, not a single value (line 11)"},
+		{"types.bad.yaml", "rate_limits: want a list, not a mapping (line 13)"},
+		{"types.bad.yaml", "apps: want a mapping of names, not a list (line 15)"},
+		{"unknown-keys.bad.yaml", "natz: unknown key (line 1)"},
+		{"unknown-keys.bad.yaml", "worker.concurency: unknown key (line 4)"},
+		{"unknown-keys.bad.yaml", "apps.default.wechat.appsecret: unknown key (line 10)"},
+		{"unknown-keys.bad.yaml", "apps.default.sms: unknown key (line 11)"},
+		{"worker.bad.yaml", "worker.concurrency: must be at least 1"},
+		{"worker.bad.yaml", "worker.max_attempts: must be at least 1"},
+		{"worker.bad.yaml", "worker.ack_wait: must be positive"},
+		{"worker.bad.yaml", "worker.shutdown_grace: must be positive"},
+		{"worker.bad.yaml", "worker.http_addr: must be host:port such as :8080"},
+		{"worker.bad.yaml", "worker.request_timeout: must be positive"},
+	}
+	requireListed(t, "*.bad.yaml", func(yield func(string) bool) {
+		for _, tt := range expectedErrors {
+			if !yield(tt.filename) {
+				return
+			}
+		}
+	})
+	for _, tt := range expectedErrors {
+		t.Run(tt.filename, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join("testdata", tt.filename)
+			c, err := config.Load(path, nil)
+			if err == nil {
+				t.Fatalf("Load(%s) = %+v, want an error", path, c)
+			}
+			if !strings.Contains(err.Error(), tt.errMsg) {
+				t.Errorf("Load(%s) error:\n%v\nwant it to contain %q", path, err, tt.errMsg)
+			}
+		})
+	}
+}
+
+// requireListed fails t unless the names cover every testdata file
+// matching pattern, so that no fixture goes untested.
+func requireListed(t *testing.T, pattern string, names iter.Seq[string]) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", pattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := slices.Collect(names)
+	for _, f := range files {
+		if !slices.Contains(listed, filepath.Base(f)) {
+			t.Errorf("%s is not in the test table", f)
+		}
+	}
+}
+
+// TestContractExample loads the example of contract.md section 4 and checks
+// every value it gives, and every default it leaves.
+func TestContractExample(t *testing.T) {
+	t.Parallel()
+	got, err := config.Load("testdata/contract.good.yaml", []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + wechatSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &config.Config{
+		NATS: config.NATS{
+			URL:             "nats://127.0.0.1:4222",
+			Stream:          "NOTIFY_SEND",
+			DeadStream:      "NOTIFY_DEAD",
+			EventsStream:    "NOTIFY_EVENTS",
+			Consumer:        "herald-worker",
+			Replicas:        1,
+			DuplicateWindow: 2 * time.Minute,
+			DeadMaxAge:      14 * 24 * time.Hour,
+			EventsMaxAge:    7 * 24 * time.Hour,
+			MaxAckPending:   16384,
+		},
+		Redis: config.Redis{URL: "redis://127.0.0.1:6379/0"},
+		Worker: config.Worker{
+			Concurrency:    256,
+			MaxAttempts:    8,
+			AckWait:        30 * time.Second,
+			ShutdownGrace:  25 * time.Second,
+			HTTPAddr:       ":8080",
+			RequestTimeout: 10 * time.Second,
+		},
+		Retry: config.Retry{
+			InitialInterval: time.Second,
+			MaxInterval:     5 * time.Minute,
+			Multiplier:      2,
+			Randomization:   0.2,
+		},
+		Dedup: config.Dedup{TTL: 24 * time.Hour},
+		RateLimits: []config.RateLimit{
+			{Platform: "wechat", App: "*", TemplateID: "*", PerSecond: 200, Burst: 50},
+			{Platform: "wechat", App: "default", TemplateID: "VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc", PerSecond: 20, Burst: 5},
+		},
+		Apps: map[string]config.App{
+			"default": {
+				WeChat: &config.WeChatApp{
+					AppID:         "wx0123456789abcdef",
+					AppSecret:     wechatSecret,
+					BaseURL:       "https://api.weixin.qq.com",
+					TokenEndpoint: "stable_token",
+				},
+				Alipay: &config.AlipayApp{
+					AppID:               "2021000000000000",
+					PrivateKey:          config.Secret(readFixture(t, "secrets/app_private_key.pem")),
+					PrivateKeyFile:      "testdata/secrets/app_private_key.pem",
+					AlipayPublicKey:     readFixture(t, "secrets/alipay_public_key.pem"),
+					AlipayPublicKeyFile: "testdata/secrets/alipay_public_key.pem",
+					Gateway:             "https://openapi.alipay.com/gateway.do",
+					Recipient:           "open_id",
+				},
+			},
+		},
+	}
+	requireEqual(t, got, want)
+}
+
+func TestLoadWithoutFileIsDefault(t *testing.T) {
+	t.Parallel()
+	got, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireEqual(t, got, config.Default())
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load("testdata/missing.yaml", nil)
+	want := "read config: open testdata/missing.yaml: no such file or directory"
+	if err == nil || err.Error() != want {
+		t.Errorf("Load error = %v, want %q", err, want)
+	}
+}
+
+func TestLoadReportsOneProblemPerLine(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load("testdata/retry.bad.yaml", nil)
+	want := `config testdata/retry.bad.yaml: 5 problems:
+  retry.initial_interval: must be positive
+  retry.max_interval: must not be shorter than retry.initial_interval
+  retry.multiplier: must be at least 1
+  retry.randomization: must be at least 0 and below 1
+  dedup.ttl: must be positive`
+	if err == nil || err.Error() != want {
+		t.Errorf("Load error:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+func TestConfigPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		giveFlag string
+		giveEnv  []string
+		want     string
+	}{
+		{name: "flag wins", giveFlag: "a.yaml", giveEnv: []string{"HERALD_CONFIG=b.yaml"}, want: "a.yaml"},
+		{name: "environment", giveEnv: []string{"HOME=/root", "HERALD_CONFIG=b.yaml"}, want: "b.yaml"},
+		{name: "later entry wins", giveEnv: []string{"HERALD_CONFIG=b.yaml", "HERALD_CONFIG=c.yaml"}, want: "c.yaml"},
+		{name: "neither", giveEnv: []string{"HERALD_CONFIGURED=b.yaml"}, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := config.ConfigPath(tt.giveFlag, tt.giveEnv); got != tt.want {
+				t.Errorf("ConfigPath(%q, %q) = %q, want %q", tt.giveFlag, tt.giveEnv, got, tt.want)
+			}
+		})
+	}
+}
+
+// readFixture returns a testdata file's contents as the loader stores them.
+func readFixture(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// requireEqual compares two configurations, printing both (secrets
+// masked) when they differ.
+func requireEqual(t *testing.T, got, want *config.Config) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("config differs\ngot:\n%s\nwant:\n%s", printed(t, got), printed(t, want))
+	}
+}
+
+func printed(t *testing.T, c *config.Config) string {
+	t.Helper()
+	var b strings.Builder
+	if err := c.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestOperatorsFile checks the ways operators write values: days, quoted
+// numbers, empty sections, anchors and merge keys.
+func TestOperatorsFile(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load("testdata/operators.good.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		give any
+		want any
+	}{
+		{name: "days", give: c.NATS.DeadMaxAge, want: 30 * 24 * time.Hour},
+		{name: "fraction of days", give: c.NATS.EventsMaxAge, want: 36 * time.Hour},
+		{name: "days and hours", give: c.Worker.ShutdownGrace, want: 25 * time.Hour},
+		{name: "quoted number", give: c.NATS.MaxAckPending, want: 4096},
+		{name: "several servers", give: c.NATS.URL, want: "nats://nats-0.nats:4222, nats://nats-1.nats:4222,nats-2.nats:4222"},
+		{name: "empty section keeps defaults", give: c.Retry, want: config.Default().Retry},
+		{name: "untouched key keeps its default", give: c.Worker.MaxAttempts, want: 8},
+		{name: "missing selectors become wildcards", give: c.RateLimits[0], want: config.RateLimit{Platform: "alipay", App: "*", TemplateID: "*", PerSecond: 10.5, Burst: 3}},
+		{name: "merged platform", give: *c.Apps["shop"].WeChat, want: *c.Apps["base"].WeChat},
+		{name: "merged app keeps its own keys", give: c.Apps["shop"].Alipay.Recipient, want: "user_id"},
+		{name: "merged fields under an own key", give: c.Apps["mall"].WeChat.AppID, want: "wx0000000000000002"},
+		{name: "merged fields keep the rest", give: c.Apps["mall"].WeChat.TokenEndpoint, want: "token"},
+		{name: "inline secret", give: c.Apps["mall"].WeChat.AppSecret.Reveal(), want: "inline-secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if !reflect.DeepEqual(tt.give, tt.want) {
+				t.Errorf("got %#v, want %#v", tt.give, tt.want)
+			}
+		})
+	}
+}
