@@ -48,6 +48,48 @@
 //
 // The same list is printed by `herald sandbox --help` ([ScriptsHelp]).
 //
+// # Alipay (POST /gateway.do)
+//
+// The OpenAPI v2 gateway for alipay.open.app.mini.templatemessage.send,
+// with the apps of Options.AlipayApps (app_id -> app public key). Common
+// parameters come from the query or the form body. It checks, in order:
+// app_id (40002 isv.invalid-app-id, in error_response and unsigned, as the
+// gateway knows no key for it), sign present (40001 isv.missing-signature),
+// sign_type RSA2 (40002 isv.invalid-signature-type), the timestamp
+// (yyyy-MM-dd HH:mm:ss in Asia/Shanghai, within 10 minutes: 40002
+// isv.invalid-timestamp), the signature over the same canonical string
+// Alipay uses — every parameter but sign and empty ones, sorted, k=v
+// joined by & with raw values, SHA256withRSA — (40002
+// isv.invalid-signature, sub_msg echoing the string it verified), then
+// method, format, charset and version (40002 isv.invalid-*). These
+// gateway errors come in error_response. Then, under
+// alipay_open_app_mini_templatemessage_send_response: biz_content (40001
+// missing, 40002 isv.invalid-parameter for bad JSON, both or neither of
+// to_open_id and to_user_id, a page over 128 characters, a data that is
+// not a JSON string or is over 2048 bytes), the keyword values (40004
+// USER_TEMPLATE_LACK_KEYWORD for no keyword or an empty value,
+// USER_KEYWORD_LENGTH_ERROR for a value over 50 characters), then the
+// scripted answers below. Success is {"code":"10000","msg":"Success"}.
+// Every answer but invalid-app-id carries a sign made with
+// Options.AlipayGatewayKey over the response value's exact bytes.
+// [NewAlipayKeys] and [LoadOrGenerateAlipayKeys] make a matching key set;
+// `herald sandbox --alipay-keys DIR` writes one and prints a config.
+//
+// By recipient (to_open_id or to_user_id) prefix, for a call that passes
+// every other check:
+//
+//	illegal…      40004 USER_TEMPLATE_ILLEGAL (bad or deleted template)
+//	lackkw…       40004 USER_TEMPLATE_LACK_KEYWORD (a keyword is missing)
+//	toolong…      40004 USER_KEYWORD_LENGTH_ERROR (a value is over 50 characters)
+//	formid…       40004 FORM_ID_OVER_TIME (form id older than 7 days)
+//	bizfail…      40004 SANDBOX_BUSINESS_FAILED (a sub_code herald does not know)
+//	unavailable…  20000 isp.unknow-error (service currently unavailable)
+//	badsign…      success whose sign does not verify (a forged answer; not accepted)
+//
+// The same list is printed by [AlipayScriptsHelp]. Latency, outages
+// (POST /sandbox/alipay/outage?seconds=N), Stats["alipay"] and Record
+// work as for WeChat.
+//
 // # Test hooks
 //
 // [Server.Stats] counts token fetches per endpoint, send calls and accepted

@@ -36,6 +36,15 @@ type Options struct {
 	TokenTTL time.Duration
 	// Record keeps every accepted message for [Server.Accepted].
 	Record bool
+	// AlipayApps maps an Alipay app_id to the app's public key (PEM or
+	// bare base64), which the gateway checks request signatures with.
+	// Empty: every Alipay call answers isv.invalid-app-id.
+	AlipayApps map[string]string
+	// AlipayGatewayKey is the RSA private key (PEM, PKCS#1 or PKCS#8) the
+	// Alipay gateway signs its answers with; herald verifies them with its
+	// public half. Required with AlipayApps. [NewAlipayKeys] makes a
+	// matching set.
+	AlipayGatewayKey string
 }
 
 // Message is a send the sandbox accepted.
@@ -68,6 +77,7 @@ type Stats map[string]PlatformStats
 // safe for concurrent use. Routes:
 //
 //	/cgi-bin/...                     WeChat (see doc.go)
+//	POST /gateway.do                 Alipay OpenAPI v2 (see doc.go)
 //	GET  /sandbox/stats              Stats as JSON
 //	GET  /sandbox/messages           accepted messages as JSON (with Record)
 //	POST /sandbox/{platform}/outage?seconds=N
@@ -132,6 +142,7 @@ func New(opts Options) *Server {
 	}
 	s.wechat = newWeChat(s, opts)
 	s.add(s.wechat)
+	s.add(newAlipay(s, opts))
 	s.mux.HandleFunc("GET /sandbox/stats", s.handleStats)
 	s.mux.HandleFunc("GET /sandbox/messages", s.handleMessages)
 	s.mux.HandleFunc("POST /sandbox/{platform}/outage", s.handleOutage)
