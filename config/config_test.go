@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"errors"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
@@ -336,4 +338,89 @@ func TestOperatorsFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidate checks a configuration built in code, as commands that do
+// not read a file build one.
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give func(*config.Config)
+		want string
+	}{
+		{name: "default", give: func(*config.Config) {}, want: ""},
+		{name: "no apps", give: func(c *config.Config) { c.Apps = map[string]config.App{} }, want: ""},
+		{
+			name: "unix socket redis",
+			give: func(c *config.Config) { c.Redis.URL = "unix:///run/redis.sock" },
+			want: "",
+		},
+		{
+			name: "unix socket without a path",
+			give: func(c *config.Config) { c.Redis.URL = "unix://" },
+			want: "redis.url: socket path required, unix:///path/to/redis.sock",
+		},
+		{
+			name: "redis without a host",
+			give: func(c *config.Config) { c.Redis.URL = "redis:///0" },
+			want: "redis.url: host required",
+		},
+		{
+			name: "base url without a host",
+			give: func(c *config.Config) {
+				c.Apps = map[string]config.App{"default": {WeChat: &config.WeChatApp{
+					AppID: "wx1", AppSecret: "s", BaseURL: "https://", TokenEndpoint: config.TokenEndpointStable,
+				}}}
+			},
+			want: "apps.default.wechat.base_url: host required",
+		},
+		{
+			name: "base url that does not parse",
+			give: func(c *config.Config) {
+				c.Apps = map[string]config.App{"default": {WeChat: &config.WeChatApp{
+					AppID: "wx1", AppSecret: "s", BaseURL: "https://%zz", TokenEndpoint: config.TokenEndpointStable,
+				}}}
+			},
+			want: "apps.default.wechat.base_url: not a valid URL",
+		},
+		{
+			name: "duplicate window longer than the dead letters live",
+			give: func(c *config.Config) { c.NATS.DeadMaxAge = time.Minute },
+			want: "nats.dead_max_age: must not be shorter than nats.duplicate_window",
+		},
+		{
+			name: "every problem at once",
+			give: func(c *config.Config) { c.Worker.Concurrency = 0; c.Dedup.TTL = 0 },
+			want: "worker.concurrency: must be at least 1\ndedup.ttl: must be positive",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			tt.give(c)
+			if got := errorText(c.Validate()); got != tt.want {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadErrorUnwraps checks that Load's error holds each problem, for
+// errors.Is and errors.As.
+func TestLoadErrorUnwraps(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load("testdata/secret-file.bad.yaml", nil)
+	var notFound *fs.PathError
+	if !errors.As(err, &notFound) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load error %v does not unwrap to the missing file", err)
+	}
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -40,6 +40,7 @@ func TestSecretRendering(t *testing.T) {
 		{name: "YAML", give: mustYAML(t, s), want: "<secret>\n"},
 		{name: "YAML of a struct", give: mustYAML(t, app), want: "app_id: wx1\napp_secret: <secret>\napp_secret_file: \"\"\nbase_url: \"\"\ntoken_endpoint: \"\"\n"},
 		{name: "slog", give: slogLine(s), want: `{"level":"INFO","msg":"m","secret":"<secret>"}` + "\n"},
+		{name: "text", give: mustText(t, s), want: "<secret>"},
 		{name: "Reveal", give: s.Reveal(), want: value},
 		{name: "empty String", give: empty.String(), want: ""},
 		{name: "empty %q", give: fmt.Sprintf("%q", empty), want: `""`},
@@ -145,4 +146,13 @@ func slogLine(s config.Secret) string {
 	})
 	slog.New(h).Info("m", "secret", s)
 	return b.String()
+}
+
+func mustText(t *testing.T, s config.Secret) string {
+	t.Helper()
+	b, err := s.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
