@@ -53,11 +53,11 @@ func setup(t *testing.T, opts Options) *testBundle {
 // answer is any JSON answer of the fake WeChat API.
 type answer struct {
 	Status      int
-	ErrCode     int    `json:"errcode"`
-	ErrMsg      string `json:"errmsg"`
+	ErrCode     int         `json:"errcode"`
+	ErrMsg      string      `json:"errmsg"`
 	MsgID       json.Number `json:"msgid"`
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int    `json:"expires_in"`
+	AccessToken string      `json:"access_token"`
+	ExpiresIn   int         `json:"expires_in"`
 }
 
 func (b *testBundle) do(t *testing.T, method, path string, body any) answer {
