@@ -598,7 +598,12 @@ func (k AlipayKeys) check() error {
 // AlipayConfigSnippet is the apps section of a herald config that sends
 // as appID through the sandbox gateway at gatewayURL (ending in
 // /gateway.do) with the key files LoadOrGenerateAlipayKeys keeps in dir.
+// The paths are made absolute: herald reads relative *_file paths from the
+// config file's directory, not from where the sandbox was started.
 func AlipayConfigSnippet(appID, gatewayURL, dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	return fmt.Sprintf(`apps:
   default:
     alipay:
