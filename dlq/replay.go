@@ -152,6 +152,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, opts ReplayOptions) (Re
 			return res, err
 		}
 		if err := replayOne(ctx, js, s, seq, opts, pubOpts, &res); err != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
 			return res, err
 		}
 		if opts.Progress != nil {
@@ -193,7 +196,11 @@ func replayOne(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	if opts.Keep {
 		return nil
 	}
-	gone, err := deleteSeq(ctx, s, seq)
+	// The replay is stored: delete its dead letter even if ctx was
+	// cancelled meanwhile, so an interruption does not split the pair.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	defer cancel()
+	gone, err := deleteSeq(dctx, s, seq)
 	if err != nil {
 		return fmt.Errorf("delete replayed %s sequence %d: %w", opts.Stream, seq, err)
 	}
@@ -202,6 +209,9 @@ func replayOne(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	}
 	return nil
 }
+
+// deleteTimeout bounds the delete that follows an acknowledged replay.
+const deleteTimeout = 10 * time.Second
 
 // ReplayMsgID is the Nats-Msg-Id of the replay of the dead letter at seq in
 // stream.
