@@ -511,7 +511,11 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, label string, total int) *progress {
-	return &progress{w: w, tty: isTerminal(w), label: label, total: total, start: time.Now()}
+	p := &progress{w: w, tty: isTerminal(w), label: label, total: total, start: time.Now()}
+	if !p.tty {
+		p.drawn = p.start // plain lines start after progressPlainGap
+	}
+	return p
 }
 
 const (
