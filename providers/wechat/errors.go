@@ -18,8 +18,9 @@ var ErrNoToken = errors.New("no access token stored")
 type APIError struct {
 	HTTPStatus int
 	Code       int
-	// Message is WeChat's errmsg byte for byte, rid included (or the start
-	// of the body for an HTTP error).
+	// Message is WeChat's errmsg byte for byte, rid included (or the
+	// status and the start of the body for an HTTP error). Should WeChat
+	// ever echo the access token or the secret, it is replaced.
 	Message string
 	// Field is the template field a 47003 names (data.thing1.value), or
 	// empty.

@@ -216,3 +216,29 @@ func TestShortLivedTokensDoNotMakeEveryCallARefresh(t *testing.T) {
 		t.Fatalf("token fetches = %d, want 1", got)
 	}
 }
+
+// TestStoreDownKeepsSendingWithAValidToken: with Redis gone, a replica
+// keeps using its local token until it expires, then fails transiently.
+func TestStoreDownKeepsSendingWithAValidToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	store, r := redisTokens(t)
+	clk := &clock{t: time.Now()}
+	c := b.client(t, store, wechat.WithClock(clk.Now))
+	sendAll(t, 1, c)
+	r.Stop()
+	clk.Add(sandbox.DefaultTokenTTL - 4*time.Minute) // due for refresh, still valid
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Send(ctx, newJob("o1")); err != nil {
+		t.Fatalf("send with Redis down and a valid local token: %v", err)
+	}
+	clk.Add(5 * time.Minute) // expired
+	_, err := c.Send(ctx, newJob("o1"))
+	if d := retry.Decide(err); err == nil || d.Action != retry.Retry {
+		t.Fatalf("send with Redis down and no valid token: %v (%+v), want transient", err, d)
+	}
+	if got := b.fetches(); got != 1 {
+		t.Fatalf("token fetches = %d, want 1: no fetch without the shared store", got)
+	}
+}

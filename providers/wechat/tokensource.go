@@ -43,8 +43,9 @@ type tokenSource struct {
 
 	cur atomic.Pointer[Token] // local copy; nil when missing or invalidated
 
-	mu     sync.Mutex
-	flight *flight // the refresh in progress in this process, if any
+	mu       sync.Mutex
+	flight   *flight // the refresh in progress in this process, if any
+	rejected string  // the token WeChat last rejected; never adopted from the store again
 }
 
 // flight is one in-process refresh; waiters share its outcome.
@@ -119,8 +120,7 @@ func (s *tokenSource) refresh(ctx context.Context) (string, error) {
 	for {
 		stored, err := s.store.Get(ctx, s.appID)
 		switch {
-		case err == nil && s.now().Before(stored.RefreshAt):
-			s.cur.Store(&stored)
+		case err == nil && s.now().Before(stored.RefreshAt) && s.adopt(stored, false):
 			return stored.Value, nil
 		case err != nil && !errors.Is(err, ErrNoToken):
 			return s.orLocal(fmt.Errorf("token store get: %w", err))
@@ -137,12 +137,10 @@ func (s *tokenSource) refresh(ctx context.Context) (string, error) {
 		// Another replica is fetching. A token that is due but not yet
 		// expired still works (refresh-ahead): borrow it for a moment.
 		now := s.now()
-		if err == nil && now.Before(stored.ExpiresAt) {
-			s.borrow(stored, now)
+		if err == nil && now.Before(stored.ExpiresAt) && s.borrow(stored, now) {
 			return stored.Value, nil
 		}
-		if local := s.cur.Load(); local != nil && now.Before(local.ExpiresAt) {
-			s.borrow(*local, now)
+		if local := s.cur.Load(); local != nil && now.Before(local.ExpiresAt) && s.borrow(*local, now) {
 			return local.Value, nil
 		}
 		// Nothing usable: wait for the new token to be stored.
@@ -163,37 +161,52 @@ func (s *tokenSource) refresh(ctx context.Context) (string, error) {
 // fetchLocked runs under the store lock: check the store once more (a
 // replica may have just stored a token), else fetch and store one.
 func (s *tokenSource) fetchLocked(ctx context.Context) (string, error) {
-	if stored, err := s.store.Get(ctx, s.appID); err == nil && s.now().Before(stored.RefreshAt) {
-		s.cur.Store(&stored)
+	if stored, err := s.store.Get(ctx, s.appID); err == nil && s.now().Before(stored.RefreshAt) && s.adopt(stored, false) {
 		return stored.Value, nil
 	}
 	t, err := s.fetch(ctx)
 	if err != nil {
 		return "", err
 	}
-	s.cur.Store(&t)
+	s.adopt(t, true)
 	// A failed Put only costs the other replicas a fetch of their own;
 	// the token itself is good.
 	_ = s.store.Put(ctx, s.appID, t)
 	return t.Value, nil
 }
 
+// adopt makes t the local copy, unless it is the token WeChat last
+// rejected: a copy read from the store just before the rejection removed
+// it there must not come back. A token fresh from the token endpoint
+// (force) is taken whatever it is.
+func (s *tokenSource) adopt(t Token, force bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.Value == s.rejected {
+		if !force {
+			return false
+		}
+		s.rejected = ""
+	}
+	s.cur.Store(&t)
+	return true
+}
+
 // borrow keeps a due token t locally for borrowFor (or until it expires),
 // after which the store is checked again.
-func (s *tokenSource) borrow(t Token, now time.Time) {
+func (s *tokenSource) borrow(t Token, now time.Time) bool {
 	t.RefreshAt = now.Add(borrowFor)
 	if t.ExpiresAt.Before(t.RefreshAt) {
 		t.RefreshAt = t.ExpiresAt
 	}
-	s.cur.Store(&t)
+	return s.adopt(t, false)
 }
 
 // orLocal keeps sending with the local token while it is valid when the
 // store cannot be reached; without one, err is returned.
 func (s *tokenSource) orLocal(err error) (string, error) {
 	now := s.now()
-	if local := s.cur.Load(); local != nil && now.Before(local.ExpiresAt) {
-		s.borrow(*local, now)
+	if local := s.cur.Load(); local != nil && now.Before(local.ExpiresAt) && s.borrow(*local, now) {
 		return local.Value, nil
 	}
 	return "", err
@@ -201,9 +214,12 @@ func (s *tokenSource) orLocal(err error) (string, error) {
 
 // invalidate forgets token locally and, if the store still holds it, there.
 func (s *tokenSource) invalidate(ctx context.Context, token string) error {
+	s.mu.Lock()
+	s.rejected = token
 	if t := s.cur.Load(); t != nil && t.Value == token {
-		s.cur.CompareAndSwap(t, nil)
+		s.cur.Store(nil)
 	}
+	s.mu.Unlock()
 	if err := s.store.Invalidate(ctx, s.appID, token); err != nil {
 		return fmt.Errorf("token store invalidate: %w", err)
 	}
