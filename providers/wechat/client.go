@@ -105,10 +105,7 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 		tokens = NewMemoryTokens()
 	}
 	if hc == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConns = 0
-		tr.MaxIdleConnsPerHost = 1024
-		hc = &http.Client{Timeout: cfg.Timeout, Transport: tr}
+		hc = &http.Client{Timeout: cfg.Timeout, Transport: newTransport()}
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	c := &Client{
@@ -136,6 +133,20 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 		lockTTL: max(2*cfg.Timeout, 5*time.Second),
 	}
 	return c, nil
+}
+
+// newTransport is net/http's default transport with an idle pool large
+// enough for hundreds of concurrent calls to one host (the default keeps
+// two idle connections per host, so most calls would dial).
+func newTransport() *http.Transport {
+	tr, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	}
+	tr = tr.Clone()
+	tr.MaxIdleConns = 0
+	tr.MaxIdleConnsPerHost = 1024
+	return tr
 }
 
 // AppID is the WeChat appid the client sends for.
