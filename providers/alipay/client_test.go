@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
+	"github.com/heraldhq/herald/sandbox"
 )
 
 func TestSendDeliversThroughTheSandbox(t *testing.T) {
@@ -443,5 +444,25 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if c.AppID() != testAppID || c.cfg.Gateway != DefaultGateway || c.cfg.Recipient != RecipientOpenID || c.cfg.Timeout != 10*time.Second {
 		t.Fatalf("defaults: %v", c.cfg)
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestNewWithReplacedDefaultTransport: a process may swap
+// http.DefaultTransport for another RoundTripper; New must not panic.
+// Not parallel: it changes a net/http global.
+func TestNewWithReplacedDefaultTransport(t *testing.T) {
+	orig := http.DefaultTransport
+	t.Cleanup(func() { http.DefaultTransport = orig })
+	http.DefaultTransport = roundTripperFunc(func(*http.Request) (*http.Response, error) {
+		return nil, errors.New("not used")
+	})
+	b := setup(t, nil)
+	c := clientFor(t, b.srv.URL+sandbox.AlipayGatewayPath, nil)
+	if _, err := c.Send(t.Context(), testJob("user-1")); err != nil {
+		t.Fatal(err)
 	}
 }
