@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/producer"
+	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/sandbox"
+)
+
+func init() { commands = append(commands, newDevCmd) }
+
+// devNATSPort is where herald dev's embedded JetStream listens when it is
+// free: next to, not on, a local nats-server's 4222.
+const devNATSPort = 4223
+
+func newDevCmd(e *env) *cobra.Command {
+	var httpAddr, sandboxAddr, logLevel string
+	var natsPort int
+	var demo bool
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process on embedded defaults, for a first look",
+		Long: `Run an embedded JetStream server, the sandbox WeChat API and Alipay gateway
+(with RSA keys generated for this run), in-process dedup and rate limits (no Redis
+needed) and one worker, all in this process. It prints the NATS URL to publish
+to, sends a few demo jobs (a delivery, a user who refused: 43101, a value WeChat
+would reject: 47003, an Alipay delivery) and prints every receipt and dead
+letter as it happens. JetStream data lives in $HERALD_DATA_DIR (default
+$TMPDIR/herald-dev). Stop it with Ctrl-C.`,
+		Example: `  herald dev
+  herald dev --http-addr 127.0.0.1:18080 --demo=false
+  # then, from another shell:
+  herald send --server nats://127.0.0.1:4223 --platform wechat --template tpl --to user1 --data thing1=hello`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, "console", zapSink(e))
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			return runDev(cmd.Context(), e, devOptions{
+				httpAddr: httpAddr, sandboxAddr: sandboxAddr, natsPort: natsPort, demo: demo,
+			}, log)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz")
+	cmd.Flags().StringVar(&sandboxAddr, "sandbox-addr", "127.0.0.1:0", "address of the sandbox platform APIs")
+	cmd.Flags().IntVar(&natsPort, "nats-port", devNATSPort, "loopback port of the embedded JetStream server; 0 picks a free one")
+	cmd.Flags().BoolVar(&demo, "demo", true, "publish demo jobs at start (--demo=false to skip)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	return cmd
+}
+
+type devOptions struct {
+	httpAddr, sandboxAddr string
+	natsPort              int
+	demo                  bool
+}
+
+func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
+	port := o.natsPort
+	if port != 0 && !portFree(port) {
+		port = 0
+	}
+	ns, err := embeddedNATS(dataDir(e.environ), port)
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+
+	// Alipay keys are generated for this run only: nothing to leak or commit.
+	aliKeys, err := sandbox.NewAlipayKeys()
+	if err != nil {
+		return err
+	}
+	sbOpts := aliKeys.Options(sandbox.DevAlipayAppID)
+	sbOpts.WeChatApps = map[string]string{sandbox.DevWeChatAppID: sandbox.DevWeChatSecret}
+	sb := sandbox.New(sbOpts)
+	sl, err := net.Listen("tcp", o.sandboxAddr)
+	if err != nil {
+		return fmt.Errorf("sandbox listen %s: %w", o.sandboxAddr, err)
+	}
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(sl) }()
+	defer func() { _ = srv.Close() }()
+	sandboxURL := "http://" + sl.Addr().String()
+
+	cfg := config.Default()
+	cfg.NATS.URL = ns.ClientURL()
+	cfg.Redis.URL = ""
+	cfg.Worker.Instance = "herald-dev"
+	cfg.Worker.HTTPAddr = o.httpAddr
+	cfg.Worker.Concurrency = 64
+	cfg.Retry.InitialInterval = 500 * time.Millisecond
+	cfg.Retry.MaxInterval = 5 * time.Second
+	cfg.Apps = map[string]config.App{job.DefaultApp: {WeChat: &config.WeChatApp{
+		AppID:         sandbox.DevWeChatAppID,
+		AppSecret:     config.Secret(sandbox.DevWeChatSecret),
+		BaseURL:       sandboxURL,
+		TokenEndpoint: config.TokenEndpointStable,
+	}, Alipay: &config.AlipayApp{
+		AppID:           sandbox.DevAlipayAppID,
+		PrivateKey:      config.Secret(aliKeys.AppPrivateKey),
+		AlipayPublicKey: aliKeys.GatewayPublicKey,
+		Gateway:         sandboxURL + sandbox.AlipayGatewayPath,
+		Recipient:       config.RecipientOpenID,
+	}}}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("dev config: %w", err)
+	}
+
+	out := e.stdout
+	onStart := func(natsURL string, httpAddr net.Addr) {
+		fmt.Fprintf(out, `herald dev is running
+  JetStream  %s   (embedded; data in %s)
+  sandbox    %s   (fake WeChat API and Alipay gateway; scripted answers: herald sandbox --help)
+  worker     http://%s/readyz   /metrics   /healthz
+
+Publish a job:
+  herald send --server %s --platform wechat --template demo --to user-1 --data thing1=hello
+or with any NATS client, as raw JSON:
+  nats --server %s pub notify.send.wechat '{"id":"j1","platform":"wechat","template_id":"demo","to_user":"user-1","data":{"thing1":{"value":"hello"}}}'
+
+Receipts (notify.sent.>) and dead letters (notify.dead.>) appear below. Ctrl-C stops.
+
+`, natsURL, dataDir(e.environ), sandboxURL, httpAddr, natsURL, natsURL)
+		if err := tailEvents(ctx, natsURL, e); err != nil {
+			log.Error("watch receipts and dead letters", zap.Error(err))
+		}
+		if o.demo {
+			if err := publishDemo(ctx, natsURL); err != nil {
+				log.Error("demo jobs", zap.Error(err))
+			}
+		}
+	}
+	return runWorker(ctx, cfg, log, onStart)
+}
+
+// tailEvents prints receipts and dead letters as they are published. The
+// subscription ends with the process.
+func tailEvents(ctx context.Context, url string, e *env) error {
+	nc, err := nats.Connect(url, nats.Name("herald dev events"))
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, nc.Close)
+	print := func(m *nats.Msg) {
+		var v map[string]any
+		_ = json.Unmarshal(m.Data, &v)
+		switch {
+		case strings.HasPrefix(m.Subject, job.SentRoot+"."):
+			fmt.Fprintf(e.stdout, "delivered     %-8v id=%v to=%v msgid=%v attempts=%v\n",
+				v["platform"], v["id"], v["to_user"], v["msgid"], v["attempts"])
+		default:
+			fmt.Fprintf(e.stdout, "dead letter   %-8v id=%v reason=%v code=%v field=%v message=%q\n",
+				v["platform"], v["id"], v["reason"], v["code"], v["field"], v["message"])
+		}
+	}
+	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>"} {
+		if _, err := nc.Subscribe(subj, print); err != nil {
+			return err
+		}
+	}
+	return nc.Flush()
+}
+
+// publishDemo publishes one job of each kind the sandbox answers.
+func publishDemo(ctx context.Context, url string) error {
+	nc, err := nats.Connect(url, nats.Name("herald dev demo"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	p := producer.New(js)
+	stamp := time.Now().Format("150405")
+	jobs := []job.Job{
+		{ID: "demo-ok-" + stamp, ToUser: "user-1", Data: map[string]job.Value{"thing1": {Value: "Your order shipped"}, "time2": {Value: "2026-11-23 10:00"}}},
+		{ID: "demo-refused-" + stamp, ToUser: "refuse-user-2", Data: map[string]job.Value{"thing1": {Value: "Your order shipped"}}},
+		{ID: "demo-baddata-" + stamp, ToUser: "user-3", Data: map[string]job.Value{"thing1": {Value: "This value is much longer than twenty characters"}}},
+		{ID: "demo-alipay-" + stamp, Platform: job.Alipay, ToUser: "user-4", Data: map[string]job.Value{"keyword1": {Value: "Your order shipped"}, "keyword2": {Value: "2026-11-23 10:00"}}},
+	}
+	var errs []error
+	for _, j := range jobs {
+		if j.Platform == "" {
+			j.Platform = job.WeChat
+		}
+		j.App, j.TemplateID = job.DefaultApp, "demo-template"
+		if _, err := p.Publish(ctx, j); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

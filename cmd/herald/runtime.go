@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/producer"
+	"github.com/heraldhq/herald/providers/alipay"
+	"github.com/heraldhq/herald/providers/wechat"
+	"github.com/heraldhq/herald/worker"
+	"github.com/heraldhq/herald/worker/memstore"
+	"github.com/heraldhq/herald/worker/redisstore"
+)
+
+// newLogger builds the process logger: JSON for machines, console for people.
+func newLogger(level, format string, out zapcore.WriteSyncer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("log format %q is not json or console", format)
+	}
+	return zap.New(zapcore.NewCore(enc, out, lvl)), nil
+}
+
+func topologyOf(cfg *config.Config) producer.Topology {
+	return producer.Topology{
+		SendStream:      cfg.NATS.Stream,
+		DeadStream:      cfg.NATS.DeadStream,
+		EventsStream:    cfg.NATS.EventsStream,
+		Consumer:        cfg.NATS.Consumer,
+		Replicas:        cfg.NATS.Replicas,
+		DuplicateWindow: cfg.NATS.DuplicateWindow,
+		DeadMaxAge:      cfg.NATS.DeadMaxAge,
+		EventsMaxAge:    cfg.NATS.EventsMaxAge,
+		AckWait:         cfg.Worker.AckWait,
+		MaxAckPending:   cfg.NATS.MaxAckPending,
+	}
+}
+
+// connectNATS connects to url, reconnecting for ever: a worker outlives
+// JetStream restarts.
+func connectNATS(url, credsFile, name string, log *zap.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+	}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// embeddedNATS starts a single-node JetStream server on loopback with its
+// data in dir. port 0 picks a free one.
+func embeddedNATS(dir string, port int) (*server.Server, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("jetstream dir: %w", err)
+	}
+	if port == 0 {
+		port = -1
+	}
+	s, err := server.NewServer(&server.Options{
+		ServerName: "herald-embedded",
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("embedded nats: not ready within 10s")
+	}
+	return s, nil
+}
+
+// portFree reports whether a TCP port can be listened on at loopback.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
+func newRedis(url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 2 * time.Second
+	opts.WriteTimeout = 2 * time.Second
+	opts.MaxRetries = 1
+	opts.PoolSize = 32
+	return redis.NewClient(opts), nil
+}
+
+// stores are the shared state a worker runs on: Redis, or in-process when
+// no Redis is configured.
+type stores struct {
+	jobs   worker.Store
+	tokens wechat.TokenStore
+	close  func()
+}
+
+func newStores(cfg *config.Config, log *zap.Logger) (*stores, error) {
+	if cfg.Redis.URL == "" {
+		log.Warn("redis.url is empty: dedup, rate limits and tokens stay in this process; run one replica only")
+		return &stores{jobs: memstore.New(nil), tokens: wechat.NewMemoryTokens(), close: func() {}}, nil
+	}
+	rdb, err := newRedis(cfg.Redis.URL)
+	if err != nil {
+		return nil, err
+	}
+	st := redisstore.New(rdb, redisstore.Config{DedupTTL: cfg.Dedup.TTL})
+	return &stores{
+		jobs:   st,
+		tokens: redisstore.NewTokens(rdb, ""),
+		close:  func() { st.Close(); _ = rdb.Close() },
+	}, nil
+}
+
+// senders builds one provider per configured (platform, app).
+func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Registerer) (map[worker.Route]worker.Sender, error) {
+	out := map[worker.Route]worker.Sender{}
+	hc := &http.Client{
+		Timeout: cfg.Worker.RequestTimeout,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConns:        cfg.Worker.Concurrency * 2,
+			MaxIdleConnsPerHost: cfg.Worker.Concurrency * 2,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+		},
+	}
+	var errs []error
+	for name, app := range cfg.Apps {
+		if w := app.WeChat; w != nil {
+			c, err := wechat.New(wechat.Config{
+				AppID:         w.AppID,
+				AppSecret:     w.AppSecret.Reveal(),
+				BaseURL:       w.BaseURL,
+				TokenEndpoint: w.TokenEndpoint,
+				Timeout:       cfg.Worker.RequestTimeout,
+			}, tokens, hc, wechat.WithRegisterer(reg))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("apps.%s.wechat: %w", name, err))
+			} else {
+				out[worker.Route{Platform: "wechat", App: name}] = c
+			}
+		}
+		if a := app.Alipay; a != nil {
+			c, err := alipay.New(alipay.Config{
+				AppID:           a.AppID,
+				PrivateKey:      a.PrivateKey.Reveal(),
+				AlipayPublicKey: a.AlipayPublicKey,
+				Gateway:         a.Gateway,
+				Recipient:       a.Recipient,
+				Timeout:         cfg.Worker.RequestTimeout,
+			}, hc)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("apps.%s.alipay: %w", name, err))
+			} else {
+				out[worker.Route{Platform: "alipay", App: name}] = c
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func workerConfig(cfg *config.Config, instance string) worker.Config {
+	return worker.Config{
+		Instance:       instance,
+		Stream:         cfg.NATS.Stream,
+		Consumer:       cfg.NATS.Consumer,
+		DeadStream:     cfg.NATS.DeadStream,
+		Receipts:       cfg.NATS.EventsStream != "",
+		Concurrency:    cfg.Worker.Concurrency,
+		MaxAttempts:    cfg.Worker.MaxAttempts,
+		AckWait:        cfg.Worker.AckWait,
+		ShutdownGrace:  cfg.Worker.ShutdownGrace,
+		RequestTimeout: cfg.Worker.RequestTimeout,
+		DedupTTL:       cfg.Dedup.TTL,
+		Retry:          retryPolicy(cfg),
+		RateLimit: func(platform, app, tpl string) (worker.Limit, bool) {
+			r, ok := cfg.RateLimit(platform, app, tpl)
+			if !ok {
+				return worker.Limit{}, false
+			}
+			// Jobs matched by one rule share one cell: a wildcard rule
+			// limits the app (or platform) as a whole.
+			key := strings.Join([]string{platform, pick(r.App, app), pick(r.TemplateID, tpl)}, ":")
+			return worker.Limit{Key: key, PerSecond: r.PerSecond, Burst: r.Burst}, true
+		},
+	}
+}
+
+// pick returns the job's value where the rule names one, "*" where the rule
+// is a wildcard.
+func pick(rule, value string) string {
+	if rule == "" || rule == config.Wildcard {
+		return config.Wildcard
+	}
+	return value
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (net.Addr, func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", zap.Error(err))
+		}
+	}()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}
+	return l.Addr(), stop, nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// redactURL drops user info from a URL list for logs and errors.
+func redactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "<redacted>@" + p[at+1:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// dataDir is where herald dev keeps its embedded JetStream data.
+func dataDir(environ []string) string {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "HERALD_DATA_DIR="); ok && v != "" {
+			return v
+		}
+	}
+	return filepath.Join(os.TempDir(), "herald-dev")
+}
+
+// zapSink sends logs to the command's standard error.
+func zapSink(e *env) zapcore.WriteSyncer { return zapcore.Lock(zapcore.AddSync(e.stderr)) }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/retry"
+	"github.com/heraldhq/herald/worker"
+)
+
+func init() { commands = append(commands, newWorkerCmd) }
+
+func newWorkerCmd(e *env) *cobra.Command {
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run one worker replica",
+		Long: `Run one worker replica: create the streams and the consumer when they are missing,
+pull jobs from the shared durable consumer, deliver them, and serve /metrics,
+/healthz and /readyz on worker.http_addr.
+
+On SIGTERM or SIGINT the worker stops pulling, lets in-flight jobs finish within
+worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
+		Example: `  herald worker --config /etc/herald/herald.yaml
+  HERALD_NATS_URL=nats://nats:4222 HERALD_REDIS_URL=redis://redis:6379/0 herald worker`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, e)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(logLevel, logFormat, zapSink(e))
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			return runWorker(cmd.Context(), cfg, log, nil)
+		},
+	}
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&logFormat, "log-format", "json", "json or console")
+	return cmd
+}
+
+// started is told the addresses a running worker listens on.
+type started func(natsURL string, httpAddr net.Addr)
+
+// runWorker runs one replica until ctx ends: NATS (embedded when nats.url is
+// empty), streams, stores, providers, the HTTP endpoints and the worker.
+func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart started) error {
+	instance := cfg.Worker.Instance
+	if instance == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("worker.instance is empty and the host name is unknown: %w", err)
+		}
+		instance = h
+	}
+	natsURL := cfg.NATS.URL
+	if natsURL == "" {
+		s, err := embeddedNATS(dataDir(nil), 0)
+		if err != nil {
+			return err
+		}
+		defer s.Shutdown()
+		natsURL = s.ClientURL()
+		log.Warn("nats.url is empty: started an embedded single-node JetStream server", zap.String("url", natsURL))
+	}
+	nc, err := connectNATS(natsURL, cfg.NATS.CredsFile, "herald worker "+instance, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	changes, err := topologyOf(cfg).Apply(ctx, js)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.Action != "unchanged" {
+			log.Info("jetstream "+c.Kind+" "+c.Action, zap.String("name", c.Name))
+		}
+	}
+
+	st, err := newStores(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	reg := newRegistry()
+	sends, err := senders(cfg, st.tokens, reg)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(workerConfig(cfg, instance), js, st.jobs, sends, log, worker.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	ready := func() error {
+		if err := worker.NATSReady(nc); err != nil {
+			return err
+		}
+		return w.Ready()
+	}
+	addr, stopHTTP, err := serveHTTP(ctx, cfg.Worker.HTTPAddr, reg, ready, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	if onStart != nil {
+		onStart(natsURL, addr)
+	}
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	if err := nc.Drain(); err != nil {
+		log.Warn("nats drain", zap.Error(err))
+	}
+	return nil
+}
+
+func retryPolicy(cfg *config.Config) retry.Policy {
+	return retry.Policy{
+		InitialInterval: cfg.Retry.InitialInterval,
+		MaxInterval:     cfg.Retry.MaxInterval,
+		Multiplier:      cfg.Retry.Multiplier,
+		Randomization:   cfg.Retry.Randomization,
+	}
+}
