@@ -79,4 +79,3 @@ func TestPolicyValidate(t *testing.T) {
 		}
 	}
 }
-

@@ -56,6 +56,8 @@ type Message struct {
 	Page       string            `json:"page,omitempty"`
 	Data       map[string]string `json:"data"`
 	MsgID      string            `json:"msgid"`
+	// At is when the sandbox accepted the message.
+	At time.Time `json:"at"`
 }
 
 // PlatformStats counts one platform's calls.
@@ -210,6 +212,7 @@ func (s *Server) accept(m Message) {
 	if !s.record {
 		return
 	}
+	m.At = s.now()
 	s.mu.Lock()
 	s.accepted = append(s.accepted, m)
 	s.mu.Unlock()

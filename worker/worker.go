@@ -363,7 +363,9 @@ func (w *Worker) admit(ctx context.Context, d *delivery) bool {
 		w.ack(d)
 		return false
 	case Busy:
-		w.handBack(d, outcomeHeld, adm.Wait, "another delivery holds the job")
+		// Look again soon: the holder usually finishes well before its
+		// lease ends, and then this copy is acked as a duplicate.
+		w.handBack(d, outcomeHeld, min(adm.Wait, time.Second), "another delivery holds the job")
 		return false
 	case Throttled:
 		w.m.rateWaits.WithLabelValues(d.j.Platform).Inc()
@@ -432,7 +434,7 @@ func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) 
 		}
 		n := w.fail(ctx, d)
 		limit, reason := w.cfg.MaxAttempts, job.ReasonRetriesExhausted
-		if dec.Limit > 0 && dec.Limit < limit {
+		if dec.Limit > 0 && dec.Limit <= limit {
 			limit, reason = dec.Limit, dec.Reason
 		}
 		if n >= limit {

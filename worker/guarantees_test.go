@@ -1,0 +1,253 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/producer"
+	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/sandbox"
+	"github.com/heraldhq/herald/worker"
+)
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
+
+// Guarantee 3: a rate limit holds across replicas; waiting spends no attempt.
+func TestRateLimitIsSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	const perSecond, burst, jobs = 20.0, 5, 70
+	limited := func(name string) worker.Config {
+		cfg := testConfig(name)
+		cfg.MaxAttempts = 1 // a wait that counted as an attempt would dead-letter
+		cfg.RateLimit = func(platform, app, tpl string) (worker.Limit, bool) {
+			return worker.Limit{Key: platform + ":" + app + ":" + tpl, PerSecond: perSecond, Burst: burst}, tpl == "tpl"
+		}
+		return cfg
+	}
+	b.startWorker(t, limited("w1"))
+	b.startWorker(t, limited("w2"))
+	// Warm up: fetch the token and open connections with an unlimited
+	// template, so the limited burst is not delayed by them.
+	b.publishRaw(t, "notify.send.wechat", strings.Replace(jobJSON("warm", "user-warm", nil), `"tpl"`, `"other"`, 1))
+	b.events.waitFor(t, 10*time.Second, "warm-up", func(ev *events) bool { return ev.settled([]string{"warm"}) })
+	all := ids("rl", jobs)
+	for _, id := range all {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	b.events.waitFor(t, 30*time.Second, "every job delivered", func(ev *events) bool { return ev.settled(all) })
+	if _, dead := b.events.outcomes(); dead != 0 {
+		t.Fatalf("%d jobs dead-lettered while waiting for the limit", dead)
+	}
+	// Times are taken where the limit matters: at the platform.
+	var sent []time.Time
+	for _, m := range b.sandbox.Accepted() {
+		if m.TemplateID == "tpl" {
+			sent = append(sent, m.At)
+		}
+	}
+	workers := map[string]int{}
+	for _, id := range all {
+		workers[b.events.receiptsOf(id)[0].Worker]++
+	}
+	slices.SortFunc(sent, func(a, b time.Time) int { return a.Compare(b) })
+	// No one-second window holds more than rate + burst sends.
+	for i := range sent {
+		n := 0
+		for j := i; j < len(sent) && sent[j].Sub(sent[i]) < time.Second; j++ {
+			n++
+		}
+		if n > int(perSecond)+burst {
+			t.Fatalf("%d sends within one second from %v, limit %v/s burst %d", n, sent[i], perSecond, burst)
+		}
+	}
+	// After the burst, sends follow the rate.
+	span := sent[len(sent)-1].Sub(sent[0]).Seconds()
+	rate := float64(jobs-burst) / span
+	if rate > perSecond*1.05 || rate < perSecond*0.8 {
+		t.Fatalf("sent %d jobs in %.2fs: %.1f/s after the burst, want about %v/s", jobs, span, rate, perSecond)
+	}
+	t.Logf("%d jobs in %.2fs (%.1f/s after a burst of %d) by %v", jobs, span, rate, burst, workers)
+}
+
+// Guarantee 6: on shutdown a replica stops pulling, finishes what is in
+// flight, hands back the rest, and Run returns.
+func TestShutdownFinishesInFlightAndHandsBackTheRest(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{Latency: 300 * time.Millisecond})
+	cfg := testConfig("w1")
+	cfg.Concurrency = 4
+	r := b.startWorker(t, cfg)
+	all := ids("sd", 40)
+	for _, id := range all {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	b.events.waitFor(t, 10*time.Second, "first deliveries", func(ev *events) bool { return len(ev.receipts) >= 4 })
+	took := r.stop(t)
+	if took > cfg.ShutdownGrace {
+		t.Fatalf("stop took %v, grace is %v", took, cfg.ShutdownGrace)
+	}
+	delivered, _ := b.events.outcomes()
+	if delivered == len(all) {
+		t.Fatal("every job was delivered before the stop; the test proves nothing")
+	}
+	// What is left is still queued and goes out, once, with the next replica.
+	b.startWorker(t, testConfig("w2"))
+	b.events.waitFor(t, 30*time.Second, "the rest delivered", func(ev *events) bool { return ev.settled(all) })
+	for user, n := range b.acceptedTo() {
+		if n != 1 {
+			t.Errorf("%s got %d messages, want 1", user, n)
+		}
+	}
+	if got := len(b.sandbox.Accepted()); got != len(all) {
+		t.Fatalf("sandbox accepted %d, want %d", got, len(all))
+	}
+	t.Logf("stopped in %v with %d of %d delivered; the next replica delivered the rest", took, delivered, len(all))
+}
+
+// Guarantee 7: with Redis down nothing is sent, readiness fails, and the
+// worker recovers by itself when Redis returns.
+func TestRedisOutageHoldsJobsAndRecovers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	r := b.startWorker(t, testConfig("w1"))
+	b.publishRaw(t, "notify.send.wechat", jobJSON("before", "user-before", nil))
+	b.events.waitFor(t, 10*time.Second, "first delivery", func(ev *events) bool { return len(ev.receipts["before"]) == 1 })
+
+	b.redis.Stop()
+	all := ids("down", 10)
+	for _, id := range all {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	eventually(t, 20*time.Second, "readiness to fail", func() bool { return r.w.Ready() != nil })
+	if got := b.sandbox.Stats()["wechat"].SendCalls; got != 1 {
+		t.Fatalf("%d send calls with Redis down, want none beyond the first job's", got-1)
+	}
+	if p := b.pending(t); p != uint64(len(all)) {
+		t.Fatalf("%d jobs queued while Redis is down, want %d", p, len(all))
+	}
+
+	b.redis.Start(t)
+	b.events.waitFor(t, 30*time.Second, "delivery after Redis returns", func(ev *events) bool { return ev.settled(all) })
+	if err := r.w.Ready(); err != nil {
+		t.Fatalf("Ready() = %v after recovery", err)
+	}
+	if _, dead := b.events.outcomes(); dead != 0 {
+		t.Fatalf("%d jobs dead-lettered during the outage", dead)
+	}
+}
+
+// Guarantee 7: a platform that keeps failing trips the breaker, and held
+// jobs spend no attempts.
+func TestBreakerHoldsJobsWithoutSpendingAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	cfg := testConfig("w1")
+	cfg.MaxAttempts = 3
+	cfg.BreakerFailures = 3
+	cfg.BreakerCooldown = 500 * time.Millisecond
+	cfg.BreakerMax = time.Second
+	b.sandbox.SetOutage("wechat", time.Hour)
+	b.startWorker(t, cfg)
+	all := ids("br", 30)
+	for _, id := range all {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	// With the breaker open, few calls reach the failing platform.
+	eventually(t, 10*time.Second, "the breaker to trip", func() bool { return b.sandbox.Stats()["wechat"].SendCalls >= 3 })
+	b.sandbox.SetOutage("wechat", 0)
+	b.events.waitFor(t, 30*time.Second, "every job delivered", func(ev *events) bool { return ev.settled(all) })
+	_, dead := b.events.outcomes()
+	calls := b.sandbox.Stats()["wechat"].SendCalls
+	if dead != 0 {
+		t.Fatalf("%d jobs dead-lettered: the breaker let attempts burn", dead)
+	}
+	if failed := calls - int64(len(all)); failed > int64(len(all)) {
+		t.Fatalf("%d failed calls for %d jobs: the breaker did not hold them", failed, len(all))
+	}
+	t.Logf("%d jobs delivered after an outage with %d calls in all", len(all), calls)
+}
+
+// Guarantee 1: a dead letter that cannot be stored leaves the job queued.
+func TestDeadLetterPublishFailureKeepsTheJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	ctx := context.Background()
+	if err := b.js.DeleteStream(ctx, "NOTIFY_DEAD"); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(t, testConfig("w1"))
+	b.publishRaw(t, "notify.send.wechat", jobJSON("kept", "refuse-kept", nil))
+	eventually(t, 10*time.Second, "a refused call", func() bool { return b.sandbox.Stats()["wechat"].SendCalls >= 1 })
+	if p := b.pending(t); p != 1 {
+		t.Fatalf("%d jobs queued after a failed dead-letter publish, want 1", p)
+	}
+	if _, err := producer.DefaultTopology.Apply(ctx, b.js); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the dead letter stored", func() bool {
+		s, err := b.js.Stream(ctx, "NOTIFY_DEAD")
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
+	s, _ := b.js.Stream(ctx, "NOTIFY_DEAD")
+	msg, err := s.GetLastMsgForSubject(ctx, "notify.dead.wechat.user_refused")
+	if err != nil {
+		t.Fatalf("dead letter not under notify.dead.wechat.user_refused: %v", err)
+	}
+	if msg.Header.Get(job.HeaderReason) != job.ReasonUserRefused {
+		t.Fatalf("stored dead letter headers %v", msg.Header)
+	}
+}
+
+// Guarantee 5: replicas share one token; an invalidated token is refreshed
+// once for all of them.
+func TestInvalidatedTokenIsRefreshedOnceForAllReplicas(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	b.startWorker(t, testConfig("w1"))
+	b.startWorker(t, testConfig("w2"))
+	first := ids("tk1", 20)
+	for _, id := range first {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	b.events.waitFor(t, 10*time.Second, "first batch", func(ev *events) bool { return ev.settled(first) })
+	fetches := func() int64 {
+		var n int64
+		for _, v := range b.sandbox.Stats()["wechat"].TokenFetches {
+			n += v
+		}
+		return n
+	}
+	if n := fetches(); n != 1 {
+		t.Fatalf("%d token fetches for two replicas, want 1", n)
+	}
+	if n := b.sandbox.RotateWeChat(appID); n == 0 {
+		t.Fatal("sandbox rotated no token")
+	}
+	second := ids("tk2", 20)
+	for _, id := range second {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	b.events.waitFor(t, 10*time.Second, "second batch", func(ev *events) bool { return ev.settled(second) })
+	if n := fetches(); n != 2 {
+		t.Fatalf("%d token fetches after one invalidation, want 2 in all", n)
+	}
+	if _, dead := b.events.outcomes(); dead != 0 {
+		t.Fatalf("%d jobs dead-lettered across the token change", dead)
+	}
+}
