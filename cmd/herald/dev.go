@@ -158,20 +158,25 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 		return err
 	}
 	context.AfterFunc(ctx, nc.Close)
-	print := func(m *nats.Msg) {
+	show := func(m *nats.Msg) {
 		var v map[string]any
 		_ = json.Unmarshal(m.Data, &v)
-		switch {
-		case strings.HasPrefix(m.Subject, job.SentRoot+"."):
-			fmt.Fprintf(e.stdout, "delivered     %-8v id=%v to=%v msgid=%v attempts=%v\n",
-				v["platform"], v["id"], v["to_user"], v["msgid"], v["attempts"])
-		default:
-			fmt.Fprintf(e.stdout, "dead letter   %-8v id=%v reason=%v code=%v field=%v message=%q\n",
-				v["platform"], v["id"], v["reason"], v["code"], v["field"], v["message"])
+		f := func(key string) string {
+			if x, ok := v[key]; ok && x != nil && x != "" {
+				return fmt.Sprint(x)
+			}
+			return "-"
 		}
+		if strings.HasPrefix(m.Subject, job.SentRoot+".") {
+			fmt.Fprintf(e.stdout, "delivered     %-8s id=%s to=%s msgid=%s attempts=%s\n",
+				f("platform"), f("id"), f("to_user"), f("msgid"), f("attempts"))
+			return
+		}
+		fmt.Fprintf(e.stdout, "dead letter   %-8s id=%s reason=%s code=%s field=%s message=%q\n",
+			f("platform"), f("id"), f("reason"), f("code"), f("field"), f("message"))
 	}
 	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>"} {
-		if _, err := nc.Subscribe(subj, print); err != nil {
+		if _, err := nc.Subscribe(subj, show); err != nil {
 			return err
 		}
 	}
