@@ -100,6 +100,17 @@ func Paused(d time.Duration, err error) error {
 	return &Error{Action: Pause, Delay: d, Err: err}
 }
 
+// Alert marks err as one an operator should see at once: the worker logs
+// it at error level whatever it decides. Use it for failures that point at
+// a bug or a misconfiguration rather than at the job (a template that does
+// not exist, an answer whose signature does not verify).
+func Alert(err error) error { return &alertError{err} }
+
+type alertError struct{ err error }
+
+func (e *alertError) Error() string { return e.err.Error() }
+func (e *alertError) Unwrap() error { return e.err }
+
 // Decision is what [Decide] makes of an error.
 type Decision struct {
 	Action Action
@@ -107,6 +118,7 @@ type Decision struct {
 	Reason string
 	Limit  int
 	Detail Detail
+	Alert  bool // log at error level; see [Alert]
 }
 
 // Decide classifies err. Errors made by this package's constructors carry
@@ -121,5 +133,7 @@ func Decide(err error) Decision {
 	if errors.As(err, &dt) {
 		d.Detail = dt.Detail()
 	}
+	var a *alertError
+	d.Alert = errors.As(err, &a)
 	return d
 }

@@ -30,6 +30,9 @@ func TestDecide(t *testing.T) {
 			Decision{Action: Retry, Limit: 3, Reason: "platform_rejected", Detail: api.d}},
 		{"throttled", Throttled(time.Minute, api), Decision{Action: Throttle, Delay: time.Minute, Detail: api.d}},
 		{"paused", Paused(0, api), Decision{Action: Pause, Detail: api.d}},
+		{"alert on a transient error", Alert(errors.New("bad signature")), Decision{Action: Retry, Alert: true}},
+		{"alert around a permanent error", Alert(Permanent("invalid_template", api)),
+			Decision{Action: DeadLetter, Reason: "invalid_template", Detail: api.d, Alert: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

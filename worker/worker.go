@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
@@ -270,6 +271,7 @@ type delivery struct {
 	claimed  bool // we hold the job's lease in the store
 	attempts int
 	first    time.Time
+	alert    bool // the provider asked for its failure to be logged at error level
 }
 
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -405,6 +407,7 @@ func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) 
 	}
 	w.m.sendSeconds.WithLabelValues(d.j.Platform, "error").Observe(elapsed.Seconds())
 	dec := retry.Decide(err)
+	d.alert = dec.Alert
 	if ctx.Err() != nil {
 		// Cancelled by the end of the shutdown grace: the outcome is
 		// unknown, so the call counts, and the job goes back to the queue.
@@ -442,7 +445,7 @@ func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) 
 			return
 		}
 		delay := max(w.cfg.Retry.Backoff(n), dec.Delay)
-		d.log.Warn("transient failure, retrying", zap.Int("attempt", n), zap.Duration("delay", delay),
+		d.logAt(zap.WarnLevel, "transient failure, retrying", zap.Int("attempt", n), zap.Duration("delay", delay),
 			zap.String("code", dec.Detail.Code), zap.Error(err))
 		w.nak(d, outcomeRetry, delay)
 	}
@@ -551,7 +554,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason string, dt 
 	}
 	w.m.deadLetters.WithLabelValues(dl.Platform, reason).Inc()
 	w.m.jobs.WithLabelValues(dl.Platform, d.j.TemplateID, outcomeDeadLetter).Inc()
-	d.log.Warn("dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
+	d.logAt(zap.WarnLevel, "dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
 		zap.String("field", dt.Field), zap.Int("attempts", d.attempts))
 	if err := d.msg.TermWithReason(reason); err != nil {
 		d.log.Warn("term after dead letter", zap.Error(err))
@@ -585,6 +588,15 @@ func (w *Worker) deadLetterOf(d *delivery, reason string, dt retry.Detail) job.D
 		dl.Replays, _ = strconv.Atoi(h.Get(job.HeaderReplays))
 	}
 	return dl
+}
+
+// logAt logs at level, or at error level when the provider flagged the
+// failure with retry.Alert.
+func (d *delivery) logAt(level zapcore.Level, msg string, fields ...zap.Field) {
+	if d.alert {
+		level = zap.ErrorLevel
+	}
+	d.log.Log(level, msg, fields...)
 }
 
 func (w *Worker) ack(d *delivery) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/retry"
 )
 
 // Method is the OpenAPI method herald calls.
@@ -220,12 +221,12 @@ func (c *Client) post(ctx context.Context, form url.Values) error {
 func (c *Client) judge(a answer) error {
 	signed := a.sign != ""
 	if signed && !verify(c.alipayKeys, a.raw, a.sign) {
-		return fmt.Errorf("%w (%s claims code %s), outcome unknown", ErrBadSignature, a.key, a.body.Code)
+		return retry.Alert(fmt.Errorf("%w (%s claims code %s), outcome unknown", ErrBadSignature, a.key, a.body.Code))
 	}
 	if a.body.Code == codeSuccess {
 		switch {
 		case !signed:
-			return fmt.Errorf("%w: a success must be signed, outcome unknown", ErrUnsigned)
+			return retry.Alert(fmt.Errorf("%w: a success must be signed, outcome unknown", ErrUnsigned))
 		case a.key != responseKey:
 			return fmt.Errorf("%s with code %s, outcome unknown", a.key, a.body.Code)
 		}
@@ -236,7 +237,7 @@ func (c *Client) judge(a answer) error {
 	if !signed && settles(err) {
 		// Transient, keeping Alipay's words for a retries_exhausted dead
 		// letter.
-		return fmt.Errorf("%w (%w), outcome unknown", ErrUnsigned, e)
+		return retry.Alert(fmt.Errorf("%w (%w), outcome unknown", ErrUnsigned, e))
 	}
 	return err
 }

@@ -77,8 +77,8 @@ func TestSendScriptedAnswers(t *testing.T) {
 func TestSendBadSignatureIsTransientAndSaysWhy(t *testing.T) {
 	b := setup(t, nil)
 	_, err := b.client.Send(t.Context(), testJob("badsign-1"))
-	if !errors.Is(err, ErrBadSignature) || decide(err) != wantRetry {
-		t.Fatalf("Send = %v, want transient ErrBadSignature", err)
+	if !errors.Is(err, ErrBadSignature) || decide(err) != wantRetry || !retry.Decide(err).Alert {
+		t.Fatalf("Send = %v, want transient ErrBadSignature flagged for an error-level log", err)
 	}
 	for _, want := range []string{"signature does not verify", "outcome unknown", "10000"} {
 		if !strings.Contains(err.Error(), want) {

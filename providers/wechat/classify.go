@@ -93,7 +93,8 @@ func classifySend(e *APIError, now time.Time, jitter func(time.Duration) time.Du
 	case codeInvalidOpenID:
 		return retry.Permanent(job.ReasonInvalidRecipient, e)
 	case codeInvalidTemplate:
-		return retry.Permanent(job.ReasonInvalidTemplate, e)
+		// Every job of a template that does not exist fails: tell someone.
+		return retry.Alert(retry.Permanent(job.ReasonInvalidTemplate, e))
 	case codeInvalidPage:
 		return retry.Permanent(job.ReasonInvalidPage, e)
 	case codeUserRefused:
@@ -107,7 +108,8 @@ func classifySend(e *APIError, now time.Time, jitter func(time.Duration) time.Du
 	case codeSensitive:
 		return retry.Permanent(job.ReasonSensitiveContent, e)
 	case codeBadJSON:
-		return retry.Permanent(job.ReasonPlatformRejected, e)
+		// herald built a body WeChat cannot parse: a bug.
+		return retry.Alert(retry.Permanent(job.ReasonPlatformRejected, e))
 	case codeBadData:
 		return retry.Permanent(job.ReasonInvalidTemplateData, e)
 	case codeUnauthorized, codeNoPermissionSet, codeTokenMissing:

@@ -170,7 +170,7 @@ func TestSendDecisions(t *testing.T) {
 		{"sensitive", func(j *job.Job) { j.ToUser = "sensitive-1" },
 			retry.Decision{Action: retry.DeadLetter, Reason: job.ReasonSensitiveContent, Detail: retry.Detail{Code: "45168"}}},
 		{"bad template", func(j *job.Job) { j.TemplateID = "bad-tpl" },
-			retry.Decision{Action: retry.DeadLetter, Reason: job.ReasonInvalidTemplate, Detail: retry.Detail{Code: "40037"}}},
+			retry.Decision{Action: retry.DeadLetter, Reason: job.ReasonInvalidTemplate, Detail: retry.Detail{Code: "40037"}, Alert: true}},
 		{"bad page", func(j *job.Job) { j.Page = "missing/page" },
 			retry.Decision{Action: retry.DeadLetter, Reason: job.ReasonInvalidPage, Detail: retry.Detail{Code: "41030"}}},
 		{"bad value", func(j *job.Job) { j.Data["thing1"] = job.Value{Value: strings.Repeat("字", 21)} },
