@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/internal/httpclient"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/providers/alipay"
 	"github.com/heraldhq/herald/providers/wechat"
@@ -171,17 +172,7 @@ func newStores(cfg *config.Config, log *zap.Logger) (*stores, error) {
 // senders builds one provider per configured (platform, app).
 func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Registerer) (map[worker.Route]worker.Sender, error) {
 	out := map[worker.Route]worker.Sender{}
-	hc := &http.Client{
-		Timeout: cfg.Worker.RequestTimeout,
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConns:        cfg.Worker.Concurrency * 2,
-			MaxIdleConnsPerHost: cfg.Worker.Concurrency * 2,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-			ForceAttemptHTTP2:   true,
-		},
-	}
+	hc := httpclient.New(cfg.Worker.RequestTimeout)
 	var errs []error
 	for name, app := range cfg.Apps {
 		if w := app.WeChat; w != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/httpclient"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
 )
@@ -86,7 +87,7 @@ func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("alipay config: alipay_public_key: %w", err)
 	}
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Timeout, Transport: newTransport()}
+		hc = httpclient.New(cfg.Timeout)
 	}
 	c := &Client{
 		cfg:        cfg,
@@ -105,21 +106,6 @@ func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 		}
 	}
 	return c, nil
-}
-
-// newTransport is net/http's default transport with an idle pool large
-// enough for hundreds of concurrent calls to one host (the default keeps
-// two idle connections per host, so most calls would dial). A process that
-// replaced http.DefaultTransport gets a plain transport instead of a panic.
-func newTransport() *http.Transport {
-	tr, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
-	}
-	tr = tr.Clone()
-	tr.MaxIdleConns = 0
-	tr.MaxIdleConnsPerHost = 1024
-	return tr
 }
 
 // AppID is the Alipay app_id the client sends for.

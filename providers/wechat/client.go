@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldhq/herald/internal/httpclient"
 	"github.com/heraldhq/herald/producer/job"
 )
 
@@ -105,7 +106,7 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 		tokens = NewMemoryTokens()
 	}
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Timeout, Transport: newTransport()}
+		hc = httpclient.New(cfg.Timeout)
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	c := &Client{
@@ -133,20 +134,6 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 		lockTTL: max(2*cfg.Timeout, 5*time.Second),
 	}
 	return c, nil
-}
-
-// newTransport is net/http's default transport with an idle pool large
-// enough for hundreds of concurrent calls to one host (the default keeps
-// two idle connections per host, so most calls would dial).
-func newTransport() *http.Transport {
-	tr, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
-	}
-	tr = tr.Clone()
-	tr.MaxIdleConns = 0
-	tr.MaxIdleConnsPerHost = 1024
-	return tr
 }
 
 // AppID is the WeChat appid the client sends for.
