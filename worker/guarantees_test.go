@@ -12,6 +12,7 @@ import (
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/sandbox"
 	"github.com/heraldhq/herald/worker"
+	"github.com/heraldhq/herald/worker/redisstore"
 )
 
 func ids(prefix string, n int) []string {
@@ -249,5 +250,49 @@ func TestInvalidatedTokenIsRefreshedOnceForAllReplicas(t *testing.T) {
 	}
 	if _, dead := b.events.outcomes(); dead != 0 {
 		t.Fatalf("%d jobs dead-lettered across the token change", dead)
+	}
+}
+
+// freezeAfterMark is a store whose MarkSent records the job and then hangs,
+// as a replica that froze between recording a delivery and acking it.
+type freezeAfterMark struct {
+	worker.Store
+	marked  chan struct{}
+	release chan struct{}
+}
+
+func (f *freezeAfterMark) MarkSent(ctx context.Context, key string, ttl time.Duration) error {
+	err := f.Store.MarkSent(ctx, key, ttl)
+	close(f.marked)
+	<-f.release
+	return err
+}
+
+// Guarantee 2: a message redelivered after its job was delivered (the ack
+// never arrived) is acked without a second send.
+func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	frozen := &freezeAfterMark{
+		Store:   redisstore.New(b.rdb, redisstore.Config{}),
+		marked:  make(chan struct{}),
+		release: make(chan struct{}),
+	}
+	t.Cleanup(func() { frozen.Store.(*redisstore.Store).Close() })
+	defer close(frozen.release)
+	b.startWorkerOn(t, testConfig("frozen"), frozen)
+	b.publishRaw(t, "notify.send.wechat", jobJSON("redelivered", "user-redelivered", nil))
+	select {
+	case <-frozen.marked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job was never delivered")
+	}
+
+	// The frozen replica never acks; after the ack wait JetStream hands the
+	// message to the healthy one.
+	b.startWorker(t, testConfig("healthy"))
+	eventually(t, 20*time.Second, "the redelivery acked", func() bool { return b.pending(t) == 0 })
+	if got := b.acceptedTo()["user-redelivered"]; got != 1 {
+		t.Fatalf("sandbox accepted %d messages after a redelivery, want 1", got)
 	}
 }
