@@ -1,0 +1,597 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/producer"
+	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/sandbox"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	Jobs            int           // jobs per phase; 50000
+	Concurrency     int           // in flight per consumer process; 512
+	Latency         time.Duration // the sandbox's answer time
+	Payload         int           // job size in bytes; 400
+	DeadLetterRatio float64       // share of jobs the platform refuses (43101)
+	Replicas        int           // consumer processes per phase; 1
+	// NATSServer is the nats-server binary; empty finds or builds one.
+	NATSServer string
+
+	// BaselineCommand and WorkerCommand return the command line (program
+	// first) of a bare consumer and of a herald worker with the config
+	// file at path.
+	BaselineCommand func(BaselineOptions) []string
+	WorkerCommand   func(configPath string) []string
+	// Env is the children's environment.
+	Env []string
+	// Progress gets a line now and then; nil discards.
+	Progress io.Writer
+}
+
+func (o *Options) setDefaults() {
+	if o.Jobs <= 0 {
+		o.Jobs = 50000
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 512
+	}
+	if o.Payload <= 0 {
+		o.Payload = 400
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Validate reports options Run cannot use.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Latency < 0 {
+		errs = append(errs, errors.New("latency must not be negative"))
+	}
+	if o.DeadLetterRatio < 0 || o.DeadLetterRatio >= 1 {
+		errs = append(errs, errors.New("dead-letter ratio must be in [0, 1)"))
+	}
+	if o.Payload > job.MaxSize {
+		errs = append(errs, fmt.Errorf("payload must be at most %d bytes", job.MaxSize))
+	}
+	if o.BaselineCommand == nil || o.WorkerCommand == nil {
+		errs = append(errs, errors.New("baseline and worker commands are required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Figures are one phase's measurements.
+type Figures struct {
+	Jobs         int     `json:"jobs"`
+	Delivered    int64   `json:"delivered"`
+	Seconds      float64 `json:"seconds"`
+	JobsPerSec   float64 `json:"jobs_per_sec"`
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP95Ms float64 `json:"latency_p95_ms"`
+	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// PeakRSSMiB is the largest VmHWM of the phase's consumer processes.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// CPUSeconds is their user plus system time, summed.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// RedisCommands are client-issued Redis calls (herald only), and
+	// RedisPerJob those per delivered job.
+	RedisCommands int64   `json:"redis_commands,omitempty"`
+	RedisPerJob   float64 `json:"redis_commands_per_job,omitempty"`
+}
+
+// Params echo the options in the result.
+type Params struct {
+	Jobs            int     `json:"jobs"`
+	Concurrency     int     `json:"concurrency"`
+	LatencyMs       float64 `json:"latency_ms"`
+	Payload         int     `json:"payload_bytes"`
+	DeadLetterRatio float64 `json:"dead_letter_ratio"`
+	Replicas        int     `json:"replicas"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs        int    `json:"cpus"`
+	CPUModel    string `json:"cpu_model"`
+	MemoryMiB   int64  `json:"memory_mib"`
+	Go          string `json:"go"`
+	NATSServer  string `json:"nats_server"`
+	RedisServer string `json:"redis_server"`
+}
+
+// Result is a whole run.
+type Result struct {
+	// Ratio is herald's jobs per second over the bare baseline's.
+	Ratio   float64 `json:"ratio"`
+	Bare    Figures `json:"bare"`
+	Herald  Figures `json:"herald"`
+	Params  Params  `json:"params"`
+	Machine Machine `json:"machine"`
+}
+
+// Run measures the bare baseline, then herald, against one nats-server,
+// one sandbox and (for herald) one redis-server, all started here and all
+// stopped before it returns.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "herald-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	r := &runner{o: o, dir: dir}
+	defer r.close()
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	res := &Result{
+		Params: Params{
+			Jobs: o.Jobs, Concurrency: o.Concurrency, LatencyMs: float64(o.Latency) / float64(time.Millisecond),
+			Payload: o.Payload, DeadLetterRatio: o.DeadLetterRatio, Replicas: o.Replicas,
+		},
+		Machine: r.machine,
+	}
+	if res.Bare, err = r.phase(ctx, "bare", bareDurable, r.startBare); err != nil {
+		return nil, fmt.Errorf("bare baseline: %w", err)
+	}
+	if res.Herald, err = r.phase(ctx, "herald", r.topo.Consumer, r.startHerald); err != nil {
+		return nil, fmt.Errorf("herald: %w", err)
+	}
+	if res.Bare.JobsPerSec > 0 {
+		res.Ratio = res.Herald.JobsPerSec / res.Bare.JobsPerSec
+	}
+	return res, nil
+}
+
+const (
+	bareDurable = "bench-bare"
+	sandboxApp  = sandbox.DevWeChatAppID
+	sandboxKey  = sandbox.DevWeChatSecret
+)
+
+type runner struct {
+	o       Options
+	dir     string
+	procs   procs
+	machine Machine
+
+	natsURL   string
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	topo      producer.Topology
+	redisAddr string
+	rdb       *redis.Client
+
+	sbx        *sandbox.Server
+	sbxURL     string
+	srv        *http.Server
+	firstSend  atomic.Int64 // unix nanos of the phase's first send call
+	sendPrefix string
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.o.Progress, "bench: "+format+"\n", args...)
+}
+
+func (r *runner) close() {
+	if r.srv != nil {
+		_ = r.srv.Close()
+	}
+	if r.rdb != nil {
+		_ = r.rdb.Close()
+	}
+	if r.nc != nil {
+		r.nc.Close()
+	}
+	r.procs.stopAll()
+}
+
+func (r *runner) setup(ctx context.Context) error {
+	r.machine = machine()
+	// nats-server: standalone, file storage in the temporary directory.
+	bin, err := natsServerBinary(ctx, r.dir, r.o.NATSServer)
+	if err != nil {
+		return err
+	}
+	r.machine.NATSServer = strings.TrimPrefix(version(bin, "--version"), "nats-server: ")
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	ns, err := r.procs.start(r.dir, "nats-server", os.Environ(), bin,
+		"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(r.dir, "jetstream"))
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := waitTCP(ctx, ns, addr, 15*time.Second); err != nil {
+		return err
+	}
+	r.natsURL = "nats://" + addr
+	r.logf("nats-server %s on %s (%s)", r.machine.NATSServer, r.natsURL, bin)
+	if r.nc, err = nats.Connect(r.natsURL, nats.Name("herald bench")); err != nil {
+		return fmt.Errorf("connect nats: %w", err)
+	}
+	if r.js, err = jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+		return err
+	}
+	r.topo = producer.DefaultTopology
+	for _, sc := range r.topo.Streams() {
+		if _, err := r.js.CreateStream(ctx, sc); err != nil {
+			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		}
+	}
+
+	// redis-server, for herald only; persisting nothing.
+	rport, err := freePort()
+	if err != nil {
+		return err
+	}
+	rs, err := r.procs.start(r.dir, "redis-server", os.Environ(), "redis-server",
+		"--port", strconv.Itoa(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir)
+	if err != nil {
+		return fmt.Errorf("%w (install redis-server)", err)
+	}
+	r.redisAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(rport))
+	if err := waitTCP(ctx, rs, r.redisAddr, 15*time.Second); err != nil {
+		return err
+	}
+	r.rdb = redis.NewClient(&redis.Options{Addr: r.redisAddr, PoolSize: 1})
+	r.machine.RedisServer = infoField(ctx, r.rdb, "server", "redis_version")
+	r.logf("redis-server %s on %s", r.machine.RedisServer, r.redisAddr)
+
+	// The sandbox runs in this process: it is the same for both phases,
+	// this process is not the one measured, and it lets the bench read the
+	// accept times directly.
+	r.sbx = sandbox.New(sandbox.Options{Latency: r.o.Latency, Record: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	r.sbxURL = "http://" + l.Addr().String()
+	r.sendPrefix = "/cgi-bin/message/subscribe/send"
+	r.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.URL.Path == r.sendPrefix && r.firstSend.Load() == 0 {
+				r.firstSend.CompareAndSwap(0, time.Now().UnixNano())
+			}
+			r.sbx.ServeHTTP(w, req)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = r.srv.Serve(l) }()
+	r.logf("sandbox on %s, latency %v", r.sbxURL, r.o.Latency)
+	return nil
+}
+
+// startBare creates the bare consumer and starts its processes.
+func (r *runner) startBare(ctx context.Context) ([]*child, func(), error) {
+	cc := r.topo.ConsumerConfig()
+	cc.Durable, cc.Description = bareDurable, "herald bench bare baseline"
+	if _, err := r.js.CreateConsumer(ctx, r.topo.SendStream, cc); err != nil {
+		return nil, nil, fmt.Errorf("create consumer: %w", err)
+	}
+	cleanup := func() {
+		// A work-queue stream takes one unfiltered consumer at a time.
+		_ = r.js.DeleteConsumer(context.WithoutCancel(ctx), r.topo.SendStream, bareDurable)
+	}
+	var kids []*child
+	for i := range r.o.Replicas {
+		argv := r.o.BaselineCommand(BaselineOptions{
+			NATSURL: r.natsURL, Stream: r.topo.SendStream, Durable: bareDurable, SandboxURL: r.sbxURL,
+			AppID: sandboxApp, AppSecret: sandboxKey, Concurrency: r.o.Concurrency,
+		})
+		c, err := r.procs.start(r.dir, fmt.Sprintf("bare-%d", i+1), r.o.Env, argv[0], argv[1:]...)
+		if err != nil {
+			return kids, cleanup, err
+		}
+		kids = append(kids, c)
+	}
+	return kids, cleanup, nil
+}
+
+// startHerald writes a worker config and starts the worker processes.
+func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
+	if err := r.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		return nil, nil, fmt.Errorf("redis config resetstat: %w", err)
+	}
+	var kids []*child
+	for i := range r.o.Replicas {
+		path := filepath.Join(r.dir, fmt.Sprintf("herald-%d.yaml", i+1))
+		cfg := fmt.Sprintf(`nats:
+  url: %s
+redis:
+  url: redis://%s/0
+worker:
+  instance: bench-%d
+  concurrency: %d
+  http_addr: 127.0.0.1:0
+apps:
+  default:
+    wechat:
+      app_id: %s
+      app_secret: %s
+      base_url: %s
+`, r.natsURL, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL)
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return kids, nil, err
+		}
+		argv := r.o.WorkerCommand(path)
+		c, err := r.procs.start(r.dir, fmt.Sprintf("herald-%d", i+1), r.o.Env, argv[0], argv[1:]...)
+		if err != nil {
+			return kids, nil, err
+		}
+		kids = append(kids, c)
+	}
+	return kids, nil, nil
+}
+
+// starter starts a phase's consumer processes and names their durable.
+type starter func(ctx context.Context) ([]*child, func(), error)
+
+// phase publishes the jobs, starts the consumers and waits until the stream
+// is empty.
+func (r *runner) phase(ctx context.Context, name, durable string, start starter) (Figures, error) {
+	f := Figures{Jobs: r.o.Jobs}
+	stream, err := r.js.Stream(ctx, r.topo.SendStream)
+	if err != nil {
+		return f, err
+	}
+	if err := stream.Purge(ctx); err != nil {
+		return f, fmt.Errorf("purge: %w", err)
+	}
+	if err := r.publish(ctx, name); err != nil {
+		return f, err
+	}
+	acceptedBefore := len(r.sbx.Accepted())
+	statsBefore := r.sbx.Stats()[job.WeChat]
+	r.firstSend.Store(0)
+
+	r.logf("%s: starting %d consumer process(es), %d in flight each", name, r.o.Replicas, r.o.Concurrency)
+	kids, cleanup, err := start(ctx)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	defer func() {
+		for _, c := range kids {
+			_ = c.stop(30 * time.Second)
+		}
+	}()
+	if err != nil {
+		return f, err
+	}
+
+	peak := make([]int64, len(kids))
+	sample := func() {
+		for i, c := range kids {
+			if u, err := readUsage(c.pid()); err == nil {
+				peak[i] = max(peak[i], u.peakKiB, u.rssKiB)
+			}
+		}
+	}
+	deadline := time.Now().Add(2*time.Minute + time.Duration(r.o.Jobs)*5*time.Millisecond)
+	lastLog, lastSample := time.Now(), time.Time{}
+	var end time.Time
+	for {
+		// Done when the consumer has nothing left to deliver and nothing
+		// unacknowledged (dead-lettered jobs are termed, not acked, and
+		// stay in the stream).
+		left := int64(r.o.Jobs)
+		info, err := r.js.Consumer(ctx, r.topo.SendStream, durable)
+		switch {
+		case err == nil:
+			ci := info.CachedInfo()
+			left = int64(ci.NumPending) + int64(ci.NumAckPending)
+		case !errors.Is(err, jetstream.ErrConsumerNotFound): // the worker creates it
+			return f, fmt.Errorf("consumer info: %w", err)
+		}
+		now := time.Now()
+		if left == 0 {
+			end = now
+			break
+		}
+		for _, c := range kids {
+			if c.exited() {
+				return f, fmt.Errorf("%s exited early: %v\n%s", c.name, c.err, c.tail())
+			}
+		}
+		if now.Sub(lastSample) >= 50*time.Millisecond {
+			sample()
+			lastSample = now
+		}
+		if now.Sub(lastLog) >= time.Second {
+			r.logf("%s: %d of %d jobs left", name, left, r.o.Jobs)
+			lastLog = now
+		}
+		if now.After(deadline) {
+			return f, fmt.Errorf("%d jobs still queued at the deadline", left)
+		}
+		select {
+		case <-ctx.Done():
+			return f, ctx.Err()
+		case <-time.After(5 * time.Millisecond): // polling the server's state
+		}
+	}
+	sample()
+	for _, c := range kids {
+		if u, err := readUsage(c.pid()); err == nil {
+			f.CPUSeconds += u.cpu
+		}
+	}
+	for _, p := range peak {
+		f.PeakRSSMiB = max(f.PeakRSSMiB, float64(p)/1024)
+	}
+	first := r.firstSend.Load()
+	if first == 0 {
+		return f, errors.New("the sandbox saw no send")
+	}
+	f.Seconds = end.Sub(time.Unix(0, first)).Seconds()
+	f.JobsPerSec = float64(r.o.Jobs) / f.Seconds
+	f.Delivered = r.sbx.Stats()[job.WeChat].Accepted - statsBefore.Accepted
+
+	accepted := r.sbx.Accepted()[acceptedBefore:]
+	lat := make([]float64, 0, len(accepted))
+	for _, m := range accepted {
+		if pub, ok := publishedAt(m.ToUser); ok {
+			lat = append(lat, float64(m.At.Sub(pub))/float64(time.Millisecond))
+		}
+	}
+	slices.Sort(lat)
+	f.LatencyP50Ms, f.LatencyP95Ms, f.LatencyP99Ms = quantile(lat, .50), quantile(lat, .95), quantile(lat, .99)
+
+	if name == "herald" {
+		f.RedisCommands, err = redisCalls(ctx, r.rdb)
+		if err != nil {
+			return f, err
+		}
+		if f.Delivered > 0 {
+			f.RedisPerJob = float64(f.RedisCommands) / float64(f.Delivered)
+		}
+	}
+	r.logf("%s: %d jobs in %.2fs: %.0f jobs/s, p50 %.0f ms, peak RSS %.1f MiB, CPU %.2fs",
+		name, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds)
+	return f, nil
+}
+
+// publish sends the phase's jobs asynchronously, at most 4096 unacknowledged.
+func (r *runner) publish(ctx context.Context, phase string) error {
+	r.logf("%s: publishing %d jobs of %d bytes", phase, r.o.Jobs, r.o.Payload)
+	started := time.Now()
+	futures := make([]jetstream.PubAckFuture, 0, r.o.Jobs)
+	subject := job.SendSubject(job.WeChat)
+	for i := range r.o.Jobs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := makeJob(phase, i, time.Now(), refused(i, r.o.DeadLetterRatio), r.o.Payload)
+		if err != nil {
+			return err
+		}
+		msg := nats.NewMsg(subject)
+		msg.Data = data
+		msg.Header.Set(job.HeaderMsgID, phase+"-"+strconv.Itoa(i))
+		fut, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		futures = append(futures, fut)
+	}
+	select {
+	case <-r.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Minute):
+		return errors.New("publish acks not received within 2m")
+	}
+	for _, fut := range futures {
+		select {
+		case err := <-fut.Err():
+			return fmt.Errorf("publish: %w", err)
+		default:
+		}
+	}
+	r.logf("%s: published in %.2fs", phase, time.Since(started).Seconds())
+	return nil
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// scriptCommands are the commands herald's Lua scripts run. Redis counts
+// commands run inside a script in INFO commandstats like client calls, so
+// they are left out: what remains is what clients sent (EVALSHA, SCRIPT
+// LOAD, HELLO, PING, DEL, ...). The token store's own GET, SET and HMGET
+// calls (a few per process) are left out with them.
+var scriptCommands = map[string]bool{
+	"get": true, "set": true, "hdel": true, "hget": true, "hincrby": true, "hmget": true,
+	"hset": true, "pexpire": true, "pexpireat": true, "pttl": true, "time": true,
+}
+
+// redisCalls sums the client-issued calls in INFO commandstats, except the
+// bench's own (config resetstat, info).
+func redisCalls(ctx context.Context, rdb *redis.Client) (int64, error) {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis info: %w", err)
+	}
+	var total int64
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "cmdstat_"), ":calls=")
+		if !ok || name == "info" || strings.HasPrefix(name, "config") || scriptCommands[name] {
+			continue
+		}
+		n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest+",", ',')], 10, 64)
+		total += n
+	}
+	return total, nil
+}
+
+func infoField(ctx context.Context, rdb *redis.Client, section, key string) string {
+	info, err := rdb.Info(ctx, section).Result()
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
+			return v
+		}
+	}
+	return "unknown"
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				f := strings.Fields(v)
+				if len(f) > 0 {
+					kib, _ := strconv.ParseInt(f[0], 10, 64)
+					m.MemoryMiB = kib / 1024
+				}
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,30 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteTable prints res for people.
+func WriteTable(w io.Writer, res *Result) error {
+	p := res.Params
+	fmt.Fprintf(w, "herald bench: %d jobs of %d B, %d in flight x %d process(es), platform latency %gms, %g%% dead letters\n",
+		p.Jobs, p.Payload, p.Concurrency, p.Replicas, p.LatencyMs, p.DeadLetterRatio*100)
+	m := res.Machine
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MiB, %s, nats-server %s, redis %s\n\n",
+		m.CPUs, m.CPUModel, m.MemoryMiB, m.Go, m.NATSServer, m.RedisServer)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tjobs/s\tp50 ms\tp95 ms\tp99 ms\tpeak RSS MiB\tCPU s\tRedis cmds/job\t")
+	row := func(name string, f Figures, redis string) {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%s\t\n", name, f.JobsPerSec,
+			f.LatencyP50Ms, f.LatencyP95Ms, f.LatencyP99Ms, f.PeakRSSMiB, f.CPUSeconds, redis)
+	}
+	row("bare", res.Bare, "-")
+	row("herald", res.Herald, fmt.Sprintf("%.2f", res.Herald.RedisPerJob))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nratio herald/bare: %.3f\n", res.Ratio)
+	return err
+}

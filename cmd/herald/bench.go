@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/heraldhq/herald/bench"
+)
+
+func init() { commands = append(commands, newBenchCmd) }
+
+func newBenchCmd(e *env) *cobra.Command {
+	var o bench.Options
+	var asJSON, baseline bool
+	var bo bench.BaselineOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure herald's worker against a bare JetStream consumer",
+		Long: `Measure, in one run, a bare nats.go pull consumer that makes the same WeChat send
+call and acks (no dedup, limits or dead letters), then herald's worker, each as a
+child process, against the same standalone nats-server (started here on a free
+loopback port with file storage in a temporary directory), the same sandbox
+platform API (served in this process) and, for herald, a redis-server started
+here. Each phase publishes its jobs first, then starts its consumer and waits
+until the stream is empty.
+
+Reported per phase: jobs/s (jobs over the time from the first send call to the
+stream being empty), p50/p95/p99 of publish-to-accepted latency, the consumer's
+peak resident set and CPU time, and for herald the Redis commands per delivered
+job. Needs nats-server (or Go to build it) and redis-server on PATH. See
+docs/performance.md.`,
+		Example: `  herald bench
+  herald bench --latency 100ms --concurrency 2048 --json
+  herald bench --dead-letter-ratio 0.1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if baseline {
+				return bench.RunBaseline(cmd.Context(), bo)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Env = childEnv(e.environ)
+			o.Progress = e.stderr
+			o.BaselineCommand = func(b bench.BaselineOptions) []string {
+				return []string{exe, "bench", "--baseline-consumer", "--nats", b.NATSURL, "--stream", b.Stream,
+					"--durable", b.Durable, "--sandbox", b.SandboxURL, "--app-id", b.AppID, "--app-secret", b.AppSecret,
+					"--concurrency", strconv.Itoa(b.Concurrency)}
+			}
+			o.WorkerCommand = func(path string) []string {
+				return []string{exe, "worker", "--config", path, "--log-level", "warn"}
+			}
+			res, err := bench.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				return enc.Encode(res)
+			}
+			return bench.WriteTable(e.stdout, res)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&o.Jobs, "jobs", 50000, "jobs per phase")
+	fl.IntVar(&o.Concurrency, "concurrency", 512, "jobs in flight per consumer process")
+	fl.DurationVar(&o.Latency, "latency", 0, "time the sandbox takes to answer a send, e.g. 100ms")
+	fl.IntVar(&o.Payload, "payload", 400, "job size in bytes")
+	fl.Float64Var(&o.DeadLetterRatio, "dead-letter-ratio", 0, "share of jobs the platform refuses (43101), dead-lettered by herald")
+	fl.IntVar(&o.Replicas, "replicas", 1, "consumer processes per phase (worker replicas)")
+	fl.BoolVar(&asJSON, "json", false, "print one JSON object")
+	fl.StringVar(&o.NATSServer, "nats-server", "", "nats-server binary (default: v2.10+ on PATH, else built from the module cache)")
+
+	// The bare consumer is this binary too, run by the bench as a child.
+	fl.BoolVar(&baseline, "baseline-consumer", false, "run the bare baseline consumer")
+	fl.StringVar(&bo.NATSURL, "nats", "", "baseline: NATS URL")
+	fl.StringVar(&bo.Stream, "stream", "NOTIFY_SEND", "baseline: stream")
+	fl.StringVar(&bo.Durable, "durable", "", "baseline: durable consumer")
+	fl.StringVar(&bo.SandboxURL, "sandbox", "", "baseline: WeChat base URL")
+	fl.StringVar(&bo.AppID, "app-id", "", "baseline: WeChat appid")
+	fl.StringVar(&bo.AppSecret, "app-secret", "", "baseline: WeChat app secret")
+	for _, name := range []string{"baseline-consumer", "nats", "stream", "durable", "sandbox", "app-id", "app-secret"} {
+		_ = fl.MarkHidden(name)
+	}
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if baseline {
+			bo.Concurrency = o.Concurrency
+			if bo.NATSURL == "" || bo.Durable == "" || bo.SandboxURL == "" {
+				return errors.New("--baseline-consumer needs --nats, --durable and --sandbox")
+			}
+		}
+		return nil
+	}
+	return cmd
+}
+
+// childEnv is the environment of the bench's children: this one without
+// HERALD_ variables, so the generated worker config is the whole config.
+func childEnv(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "HERALD_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
