@@ -48,7 +48,10 @@ type Config struct {
 	BreakerFailures int
 	BreakerCooldown time.Duration
 	BreakerMax      time.Duration
-	// PullBatch is how many messages one pull request asks for; 64.
+	// PullBatch is how many messages the pull iterator keeps requested
+	// ahead of the handlers; Concurrency, at most 512. A small batch with
+	// one fetching goroutine leaves slots idle between pull round trips
+	// and, under load, the iterator stalls until a heartbeat times out.
 	PullBatch int
 }
 
@@ -87,7 +90,7 @@ func (c *Config) setDefaults() {
 		c.Retry = retry.DefaultPolicy
 	}
 	if c.PullBatch <= 0 {
-		c.PullBatch = 64
+		c.PullBatch = min(c.Concurrency, 512)
 	}
 	c.PullBatch = min(c.PullBatch, c.Concurrency)
 }
