@@ -34,6 +34,8 @@ type Options struct {
 	Payload         int           // job size in bytes; 400
 	DeadLetterRatio float64       // share of jobs the platform refuses (43101)
 	Replicas        int           // consumer processes per phase; 1
+	// NoReceipts turns herald's delivery receipts off (events_stream: "").
+	NoReceipts bool
 	// NATSServer is the nats-server binary; empty finds or builds one.
 	NATSServer string
 
@@ -326,8 +328,12 @@ func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
 	var kids []*child
 	for i := range r.o.Replicas {
 		path := filepath.Join(r.dir, fmt.Sprintf("herald-%d.yaml", i+1))
+		events := ""
+		if r.o.NoReceipts {
+			events = "\n  events_stream: \"\""
+		}
 		cfg := fmt.Sprintf(`nats:
-  url: %s
+  url: %s%s
 redis:
   url: redis://%s/0
 worker:
@@ -340,7 +346,7 @@ apps:
       app_id: %s
       app_secret: %s
       base_url: %s
-`, r.natsURL, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL)
+`, r.natsURL, events, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return kids, nil, err
 		}

@@ -17,6 +17,7 @@ func init() { commands = append(commands, newBenchCmd) }
 func newBenchCmd(e *env) *cobra.Command {
 	var o bench.Options
 	var asJSON, baseline bool
+	var pprofAddr string
 	var bo bench.BaselineOptions
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -54,7 +55,11 @@ docs/performance.md.`,
 					"--concurrency", strconv.Itoa(b.Concurrency)}
 			}
 			o.WorkerCommand = func(path string) []string {
-				return []string{exe, "worker", "--config", path, "--log-level", "warn"}
+				argv := []string{exe, "worker", "--config", path, "--log-level", "warn"}
+				if pprofAddr != "" {
+					argv = append(argv, "--pprof", pprofAddr)
+				}
+				return argv
 			}
 			res, err := bench.Run(cmd.Context(), o)
 			if err != nil {
@@ -75,6 +80,7 @@ docs/performance.md.`,
 	fl.Float64Var(&o.DeadLetterRatio, "dead-letter-ratio", 0, "share of jobs the platform refuses (43101), dead-lettered by herald")
 	fl.IntVar(&o.Replicas, "replicas", 1, "consumer processes per phase (worker replicas)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object")
+	fl.BoolVar(&o.NoReceipts, "no-receipts", false, "run herald without delivery receipts (events_stream: \"\")")
 	fl.StringVar(&o.NATSServer, "nats-server", "", "nats-server binary (default: v2.10+ on PATH, else built from the module cache)")
 
 	// The bare consumer is this binary too, run by the bench as a child.
@@ -85,7 +91,8 @@ docs/performance.md.`,
 	fl.StringVar(&bo.SandboxURL, "sandbox", "", "baseline: WeChat base URL")
 	fl.StringVar(&bo.AppID, "app-id", "", "baseline: WeChat appid")
 	fl.StringVar(&bo.AppSecret, "app-secret", "", "baseline: WeChat app secret")
-	for _, name := range []string{"baseline-consumer", "nats", "stream", "durable", "sandbox", "app-id", "app-secret"} {
+	fl.StringVar(&pprofAddr, "worker-pprof", "", "serve the worker's pprof on this address")
+	for _, name := range []string{"worker-pprof", "baseline-consumer", "nats", "stream", "durable", "sandbox", "app-id", "app-secret"} {
 		_ = fl.MarkHidden(name)
 	}
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {

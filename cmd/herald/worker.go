@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -18,7 +21,7 @@ import (
 func init() { commands = append(commands, newWorkerCmd) }
 
 func newWorkerCmd(e *env) *cobra.Command {
-	var logLevel, logFormat string
+	var logLevel, logFormat, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run one worker replica",
@@ -41,12 +44,38 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 				return err
 			}
 			defer func() { _ = log.Sync() }()
+			if pprofAddr != "" {
+				stop, err := servePprof(pprofAddr)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return runWorker(cmd.Context(), cfg, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "json or console")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address, for profiling")
+	_ = cmd.Flags().MarkHidden("pprof")
 	return cmd
+}
+
+// servePprof serves the runtime profiles on addr until stop is called.
+func servePprof(addr string) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	return func() { _ = srv.Close(); <-done }, nil
 }
 
 // started is told the addresses a running worker listens on.
