@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -507,7 +508,7 @@ func (w *Worker) delivered(ctx context.Context, d *delivery, res job.Result) {
 		d.log.Error("delivered but the sent marker could not be recorded", zap.Error(err))
 	}
 	if w.cfg.Receipts {
-		w.receipt(markCtx, d, res)
+		w.receipt(ctx, d, res)
 	}
 	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDelivered).Inc()
 	d.log.Debug("delivered", zap.Int("attempts", d.attempts), zap.String("msgid", res.MsgID))
@@ -522,14 +523,43 @@ func (w *Worker) receipt(ctx context.Context, d *delivery, res job.Result) {
 	msg, err := encodeMsg(job.SentSubject(d.j.Platform), r)
 	if err == nil {
 		msg.Header.Set(job.HeaderMsgID, "sent:"+d.j.Key())
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = w.js.PublishMsg(pctx, msg)
-		cancel()
+		err = w.publishReceipt(ctx, d, msg)
 	}
 	if err != nil {
 		d.log.Warn("delivery receipt not published", zap.Error(err))
 	}
 }
+
+// publishReceipt stores a receipt, trying again through a JetStream
+// reconnect or leader election (which outlast one publish) for up to
+// receiptBudget, keeping the job's ack deadline alive meanwhile. Nats-Msg-Id
+// keeps a retried receipt from being stored twice. It stops trying when ctx
+// ends (the shutdown grace is over), but an attempt under way is not cut
+// short.
+func (w *Worker) publishReceipt(ctx context.Context, d *delivery, msg *nats.Msg) error {
+	deadline := time.Now().Add(receiptBudget)
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(2*time.Second, time.Until(deadline)))
+		_, err := w.js.PublishMsg(pctx, msg)
+		cancel()
+		wait := min(time.Duration(attempt)*100*time.Millisecond, time.Second)
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		_ = d.msg.InProgress()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
+// receiptBudget is how long a delivery receipt is retried: longer than a
+// JetStream leader election.
+const receiptBudget = 20 * time.Second
 
 // deadLetter stores the job in the dead-letter stream, then acks it. If the
 // publish fails the job is handed back, never dropped.
