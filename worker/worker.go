@@ -366,14 +366,6 @@ func (w *Worker) admit(ctx context.Context, d *delivery) bool {
 	case AlreadySent:
 		w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDuplicate).Inc()
 		d.log.Info("duplicate: already delivered, acked without a call")
-		if w.cfg.Receipts && d.meta.NumDelivered > 1 {
-			// Redelivered after it was marked sent: the replica that sent
-			// it may have died before storing the receipt. Publish it
-			// (again); Nats-Msg-Id stores it once within the duplicate
-			// window. The platform's msgid is not known here.
-			d.attempts = adm.Attempts + 1
-			w.receipt(ctx, d, job.Result{})
-		}
 		w.ack(d)
 		return false
 	case Busy:
