@@ -1,0 +1,138 @@
+// Package storetest is the behaviour every [worker.Store] must have, run
+// against each implementation by its own tests. It is imported by tests
+// only.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/worker"
+)
+
+// Run runs the suite against stores made by newStore, one per subtest.
+func Run(t *testing.T, newStore func(t *testing.T) worker.Store) {
+	t.Run("lifecycle", func(t *testing.T) { lifecycle(t, newStore(t)) })
+	t.Run("release", func(t *testing.T) { release(t, newStore(t)) })
+	t.Run("expired lease", func(t *testing.T) { expiredLease(t, newStore(t)) })
+	t.Run("rate limit", func(t *testing.T) { rateLimit(t, newStore(t)) })
+}
+
+func claim(key, owner string) worker.Claim {
+	return worker.Claim{Key: key, Owner: owner, Lease: 10 * time.Second, TTL: time.Hour, MaxWait: time.Second}
+}
+
+func lifecycle(t *testing.T, s worker.Store) {
+	ctx := context.Background()
+	a, err := s.Admit(ctx, claim("wechat:default:1", "w1:1:1"))
+	if err != nil || a.Status != worker.Claimed || a.Attempts != 0 || a.FirstAttempt.IsZero() {
+		t.Fatalf("first Admit = %+v, %v; want Claimed with no attempts and a first-attempt time", a, err)
+	}
+	if a, _ := s.Admit(ctx, claim("wechat:default:1", "w2:1:2")); a.Status != worker.Busy || a.Wait <= 0 {
+		t.Fatalf("Admit by another owner = %+v, want Busy with a wait", a)
+	}
+	n, err := s.Fail(ctx, "wechat:default:1", "w1:1:1")
+	if err != nil || n != 1 {
+		t.Fatalf("Fail = %d, %v; want 1", n, err)
+	}
+	a, _ = s.Admit(ctx, claim("wechat:default:1", "w2:1:2"))
+	if a.Status != worker.Claimed || a.Attempts != 1 {
+		t.Fatalf("Admit after a failure = %+v, want Claimed with 1 attempt", a)
+	}
+	if err := s.MarkSent(ctx, "wechat:default:1", time.Hour); err != nil {
+		t.Fatalf("MarkSent: %v", err)
+	}
+	if a, _ := s.Admit(ctx, claim("wechat:default:1", "w3:1:3")); a.Status != worker.AlreadySent {
+		t.Fatalf("Admit after MarkSent = %+v, want AlreadySent", a)
+	}
+	if err := s.Forget(ctx, "wechat:default:1"); err != nil {
+		t.Fatalf("Forget: %v", err)
+	}
+	if a, _ := s.Admit(ctx, claim("wechat:default:1", "w3:1:3")); a.Status != worker.Claimed || a.Attempts != 0 {
+		t.Fatalf("Admit after Forget = %+v, want a fresh claim", a)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func release(t *testing.T, s worker.Store) {
+	ctx := context.Background()
+	key := "wechat:default:r"
+	if _, err := s.Admit(ctx, claim(key, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, key, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.Admit(ctx, claim(key, "b")); a.Status != worker.Busy {
+		t.Fatalf("Admit after a stranger's Release = %+v, want Busy", a)
+	}
+	if err := s.Release(ctx, key, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.Admit(ctx, claim(key, "b")); a.Status != worker.Claimed || a.Attempts != 0 {
+		t.Fatalf("Admit after the owner's Release = %+v, want Claimed with no attempt spent", a)
+	}
+}
+
+func expiredLease(t *testing.T, s worker.Store) {
+	ctx := context.Background()
+	c := claim("wechat:default:lease", "crashed")
+	c.Lease = time.Millisecond
+	if _, err := s.Admit(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, err := s.Admit(ctx, claim("wechat:default:lease", "next"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status == worker.Claimed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease of 1ms still held after 5s: %+v", a)
+		}
+	}
+}
+
+func rateLimit(t *testing.T, s worker.Store) {
+	ctx := context.Background()
+	limit := &worker.Limit{Key: "wechat:default:tpl", PerSecond: 10, Burst: 3}
+	var waits []time.Duration
+	for i := range 6 {
+		c := claim(fmt.Sprintf("wechat:default:%d", i), "o")
+		c.Limit = limit
+		a, err := s.Admit(ctx, c)
+		if err != nil || a.Status != worker.Claimed {
+			t.Fatalf("Admit %d = %+v, %v", i, a, err)
+		}
+		waits = append(waits, a.Wait)
+	}
+	// Three go at once (the burst); each later one waits one more interval
+	// of 100ms, less the little time the calls themselves took.
+	for i, w := range waits[:3] {
+		if w != 0 {
+			t.Errorf("wait[%d] = %v, want 0 within the burst", i, w)
+		}
+	}
+	for i, w := range waits[3:] {
+		want := time.Duration(i+1) * 100 * time.Millisecond
+		if w > want || w < want-50*time.Millisecond {
+			t.Errorf("wait[%d] = %v, want about %v", i+3, w, want)
+		}
+	}
+	c := claim("wechat:default:late", "o")
+	c.Limit, c.MaxWait = limit, 50*time.Millisecond
+	a, err := s.Admit(ctx, c)
+	if err != nil || a.Status != worker.Throttled || a.Wait <= 50*time.Millisecond {
+		t.Fatalf("Admit beyond MaxWait = %+v, %v; want Throttled with the wait", a, err)
+	}
+	if a, _ := s.Admit(ctx, claim("wechat:default:late", "o2")); a.Status != worker.Claimed {
+		t.Fatalf("a throttled Admit must not take the lease: %+v", a)
+	}
+}
