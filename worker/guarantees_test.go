@@ -261,15 +261,16 @@ type freezeAfterMark struct {
 	release chan struct{}
 }
 
-func (f *freezeAfterMark) MarkSent(ctx context.Context, key string, ttl time.Duration) error {
-	err := f.Store.MarkSent(ctx, key, ttl)
+func (f *freezeAfterMark) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.Delivery) error {
+	err := f.Store.MarkSent(ctx, key, ttl, d)
 	close(f.marked)
 	<-f.release
 	return err
 }
 
 // Guarantee 2: a message redelivered after its job was delivered (the ack
-// never arrived) is acked without a second send.
+// never arrived) is acked without a second send, and the receipt the frozen
+// replica never published is published by the one that acks.
 func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sandbox.Options{})
@@ -294,5 +295,10 @@ func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
 	eventually(t, 20*time.Second, "the redelivery acked", func() bool { return b.pending(t) == 0 })
 	if got := b.acceptedTo()["user-redelivered"]; got != 1 {
 		t.Fatalf("sandbox accepted %d messages after a redelivery, want 1", got)
+	}
+	b.events.waitFor(t, 5*time.Second, "the receipt", func(ev *events) bool { return len(ev.receipts["redelivered"]) == 1 })
+	r := b.events.receiptsOf("redelivered")[0]
+	if acc := b.sandbox.Accepted(); r.MsgID != acc[0].MsgID || r.Attempts != 1 || r.Worker != "healthy" {
+		t.Fatalf("receipt %+v, want the frozen delivery's msgid %s and 1 attempt, from the healthy replica", r, acc[0].MsgID)
 	}
 }

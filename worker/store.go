@@ -16,9 +16,9 @@ type Store interface {
 	// Admit checks the job's dedup state and, when it is free, reserves a
 	// rate-limit slot and takes the lease, all at once.
 	Admit(ctx context.Context, c Claim) (Admission, error)
-	// MarkSent records that the platform accepted the job; the marker lives
-	// for the dedup TTL.
-	MarkSent(ctx context.Context, key string, ttl time.Duration) error
+	// MarkSent records that the platform accepted the job, and how; the
+	// marker lives for the dedup TTL.
+	MarkSent(ctx context.Context, key string, ttl time.Duration, d Delivery) error
 	// Fail records a failed provider call: it counts an attempt, releases
 	// the lease if owner still holds it, and returns the attempts so far.
 	Fail(ctx context.Context, key, owner string) (attempts int, err error)
@@ -71,4 +71,16 @@ type Admission struct {
 	Wait         time.Duration
 	Attempts     int       // provider calls made for the job so far
 	FirstAttempt time.Time // when the job was first claimed
+	// Delivered is what MarkSent recorded, for AlreadySent.
+	Delivered Delivery
+}
+
+// Delivery is what the store keeps about a delivered job. When the message
+// that was delivered comes back (its holder died before acking), the worker
+// publishes the receipt from it: the holder may have died before it did.
+type Delivery struct {
+	Seq      uint64    // stream sequence of the message that was delivered
+	MsgID    string    // the platform's message id
+	Attempts int       // provider calls it took
+	At       time.Time // when the platform accepted it
 }

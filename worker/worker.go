@@ -365,7 +365,15 @@ func (w *Worker) admit(ctx context.Context, d *delivery) bool {
 	switch adm.Status {
 	case AlreadySent:
 		w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDuplicate).Inc()
-		d.log.Info("duplicate: already delivered, acked without a call")
+		if sent := adm.Delivered; w.cfg.Receipts && sent.Seq == d.meta.Sequence.Stream {
+			// This very message was delivered and its holder died before
+			// acking it, perhaps before the receipt: publish it again.
+			// Nats-Msg-Id keeps the stream from storing it twice.
+			d.log.Info("redelivered after delivery: receipt published again, acked without a call")
+			w.receipt(ctx, d, sent)
+		} else {
+			d.log.Info("duplicate: already delivered, acked without a call")
+		}
 		w.ack(d)
 		return false
 	case Busy:
@@ -494,9 +502,10 @@ func (w *Worker) delivered(ctx context.Context, d *delivery, res job.Result) {
 	// The sent marker closes the only duplicate window: keep trying briefly
 	// even while shutting down.
 	markCtx := context.WithoutCancel(ctx)
+	sent := Delivery{Seq: d.meta.Sequence.Stream, MsgID: res.MsgID, Attempts: d.attempts, At: w.now()}
 	var err error
 	for i := range 3 {
-		if err = w.store.MarkSent(markCtx, d.j.Key(), w.cfg.DedupTTL); err == nil {
+		if err = w.store.MarkSent(markCtx, d.j.Key(), w.cfg.DedupTTL, sent); err == nil {
 			break
 		}
 		time.Sleep(time.Duration(100*(i+1)) * time.Millisecond)
@@ -508,17 +517,17 @@ func (w *Worker) delivered(ctx context.Context, d *delivery, res job.Result) {
 		d.log.Error("delivered but the sent marker could not be recorded", zap.Error(err))
 	}
 	if w.cfg.Receipts {
-		w.receipt(ctx, d, res)
+		w.receipt(ctx, d, sent)
 	}
 	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDelivered).Inc()
 	d.log.Debug("delivered", zap.Int("attempts", d.attempts), zap.String("msgid", res.MsgID))
 	w.ack(d)
 }
 
-func (w *Worker) receipt(ctx context.Context, d *delivery, res job.Result) {
+func (w *Worker) receipt(ctx context.Context, d *delivery, sent Delivery) {
 	r := job.Receipt{
 		ID: d.j.ID, Platform: d.j.Platform, App: d.j.App, TemplateID: d.j.TemplateID,
-		ToUser: d.j.ToUser, Attempts: d.attempts, MsgID: res.MsgID, SentAt: w.now().UTC(), Worker: w.cfg.Instance,
+		ToUser: d.j.ToUser, Attempts: sent.Attempts, MsgID: sent.MsgID, SentAt: sent.At.UTC(), Worker: w.cfg.Instance,
 	}
 	msg, err := encodeMsg(job.SentSubject(d.j.Platform), r)
 	if err == nil {

@@ -30,6 +30,7 @@ type state struct {
 	attempts int
 	first    time.Time
 	expires  time.Time
+	sentAs   worker.Delivery
 }
 
 // New returns an empty Store. now may be nil for the wall clock.
@@ -60,7 +61,7 @@ func (s *Store) Admit(_ context.Context, c worker.Claim) (worker.Admission, erro
 	s.sweep(now)
 	st := s.get(c.Key, now)
 	if st != nil && st.sent {
-		return worker.Admission{Status: worker.AlreadySent, Attempts: st.attempts}, nil
+		return worker.Admission{Status: worker.AlreadySent, Attempts: st.sentAs.Attempts, Delivered: st.sentAs}, nil
 	}
 	if st != nil && st.owner != "" && st.owner != c.Owner && st.leaseEnd.After(now) {
 		return worker.Admission{Status: worker.Busy, Wait: st.leaseEnd.Sub(now), Attempts: st.attempts}, nil
@@ -91,7 +92,7 @@ func (s *Store) Admit(_ context.Context, c worker.Claim) (worker.Admission, erro
 }
 
 // MarkSent implements [worker.Store].
-func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration) error {
+func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration, d worker.Delivery) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -100,7 +101,7 @@ func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration) error
 		st = &state{first: now}
 		s.jobs[key] = st
 	}
-	st.sent, st.owner, st.expires = true, "", now.Add(ttl)
+	st.sent, st.owner, st.expires, st.sentAs = true, "", now.Add(ttl), d
 	return nil
 }
 

@@ -9,13 +9,17 @@ import "github.com/redis/go-redis/v9"
 // interval µs (0: no limit), ARGV[5] burst, ARGV[6] max wait µs
 //
 // Returns {status, wait µs, attempts, first claim µs}; status 0 claimed,
-// 1 already sent, 2 busy (leased by another owner), 3 throttled.
+// 1 already sent, 2 busy (leased by another owner), 3 throttled. Already
+// sent returns {1, 0, attempts, sent at µs, stream sequence, msgid}.
 var admitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local s = redis.call('HMGET', KEYS[1], 's', 'o', 'l', 'a', 'f')
 local attempts = tonumber(s[4]) or 0
-if s[1] == 'sent' then return {1, 0, attempts, 0} end
+if s[1] == 'sent' then
+  local d = redis.call('HMGET', KEYS[1], 'q', 'm', 'n', 't')
+  return {1, 0, tonumber(d[3]) or attempts, tonumber(d[4]) or 0, d[1] or '', d[2] or ''}
+end
 if s[1] == 'lease' and s[2] ~= ARGV[1] then
   local leaseEnd = tonumber(s[3]) or 0
   if leaseEnd > now then return {2, leaseEnd - now, attempts, 0} end
@@ -38,9 +42,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {0, wait, attempts, first}
 `)
 
-// markSentScript: KEYS[1] job hash; ARGV[1] ttl ms.
+// markSentScript: KEYS[1] job hash; ARGV[1] ttl ms, ARGV[2] stream
+// sequence, ARGV[3] msgid, ARGV[4] attempts, ARGV[5] accepted at µs.
 var markSentScript = redis.NewScript(`
-redis.call('HSET', KEYS[1], 's', 'sent')
+redis.call('HSET', KEYS[1], 's', 'sent', 'q', ARGV[2], 'm', ARGV[3], 'n', ARGV[4], 't', ARGV[5])
 redis.call('HDEL', KEYS[1], 'o', 'l')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +101,9 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	if err != nil {
 		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
 	}
+	if worker.AdmitStatus(v[0]) == worker.AlreadySent {
+		return alreadySent(v, res.([]any)), nil
+	}
 	a := worker.Admission{
 		Status:   worker.AdmitStatus(v[0]),
 		Wait:     time.Duration(v[1]) * time.Microsecond,
@@ -111,9 +115,25 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	return a, nil
 }
 
+// alreadySent reads the delivery admitScript returns for a sent job.
+func alreadySent(v []int64, res []any) worker.Admission {
+	a := worker.Admission{Status: worker.AlreadySent, Attempts: int(v[2])}
+	a.Delivered.Attempts = int(v[2])
+	if v[3] > 0 {
+		a.Delivered.At = time.UnixMicro(v[3])
+	}
+	if len(res) == 6 {
+		q, _ := res[4].(string)
+		a.Delivered.Seq, _ = strconv.ParseUint(q, 10, 64)
+		a.Delivered.MsgID, _ = res[5].(string)
+	}
+	return a
+}
+
 // MarkSent implements [worker.Store].
-func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration) error {
-	if _, err := s.do(ctx, markSentScript, []string{s.JobKey(key)}, ttl.Milliseconds()); err != nil {
+func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.Delivery) error {
+	if _, err := s.do(ctx, markSentScript, []string{s.JobKey(key)}, ttl.Milliseconds(),
+		d.Seq, d.MsgID, d.Attempts, d.At.UnixMicro()); err != nil {
 		return fmt.Errorf("mark sent %s: %w", key, err)
 	}
 	return nil
@@ -259,11 +279,11 @@ func isNoScript(cmds []*redis.Cmd) bool {
 
 func ints(res any, n int) ([]int64, error) {
 	list, ok := res.([]any)
-	if !ok || len(list) != n {
+	if !ok || len(list) < n {
 		return nil, fmt.Errorf("unexpected reply %v", res)
 	}
 	out := make([]int64, n)
-	for i, v := range list {
+	for i, v := range list[:n] {
 		x, ok := v.(int64)
 		if !ok {
 			return nil, fmt.Errorf("unexpected reply element %v", v)

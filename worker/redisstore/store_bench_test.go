@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testenv"
+	"github.com/heraldhq/herald/worker"
 )
 
 // BenchmarkAdmitMarkSent is the store's part of a delivered job (Admit,
@@ -32,7 +33,7 @@ func BenchmarkAdmitMarkSent(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			if err := s.MarkSent(ctx, key, time.Hour); err != nil {
+			if err := s.MarkSent(ctx, key, time.Hour, worker.Delivery{Seq: 1, MsgID: "1", Attempts: 1, At: time.Now()}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -41,11 +41,13 @@ func lifecycle(t *testing.T, s worker.Store) {
 	if a.Status != worker.Claimed || a.Attempts != 1 {
 		t.Fatalf("Admit after a failure = %+v, want Claimed with 1 attempt", a)
 	}
-	if err := s.MarkSent(ctx, "wechat:default:1", time.Hour); err != nil {
+	sent := worker.Delivery{Seq: 42, MsgID: "2317554938710732141", Attempts: 2, At: time.UnixMicro(1_800_000_000_123_456)}
+	if err := s.MarkSent(ctx, "wechat:default:1", time.Hour, sent); err != nil {
 		t.Fatalf("MarkSent: %v", err)
 	}
-	if a, _ := s.Admit(ctx, claim("wechat:default:1", "w3:1:3")); a.Status != worker.AlreadySent {
-		t.Fatalf("Admit after MarkSent = %+v, want AlreadySent", a)
+	a, _ = s.Admit(ctx, claim("wechat:default:1", "w3:1:3"))
+	if a.Status != worker.AlreadySent || a.Delivered != sent {
+		t.Fatalf("Admit after MarkSent = %+v, want AlreadySent with the delivery %+v", a, sent)
 	}
 	if err := s.Forget(ctx, "wechat:default:1"); err != nil {
 		t.Fatalf("Forget: %v", err)
