@@ -191,9 +191,8 @@ func waitTCP(ctx context.Context, c *child, addr string, within time.Duration) e
 
 // natsServerBinary returns the nats-server to run: path when set, else
 // the one on PATH when it is v2.10 or later, else one built from the module
-// cache into dir. Older servers do not understand herald's
-// TermWithReason ("+TERM <reason>", v2.10): they redeliver dead-lettered
-// jobs after the ack wait.
+// cache into dir. Figures from servers older than v2.10 are not comparable
+// with the ones in docs/performance.md.
 func natsServerBinary(ctx context.Context, dir, path string) (string, error) {
 	if path != "" {
 		return path, nil

@@ -598,7 +598,10 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason string, dt 
 	w.m.jobs.WithLabelValues(dl.Platform, d.j.TemplateID, outcomeDeadLetter).Inc()
 	d.logAt(zap.WarnLevel, "dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
 		zap.String("field", dt.Field), zap.Int("attempts", d.attempts))
-	if err := d.msg.TermWithReason(reason); err != nil {
+	// Term, not TermWithReason: servers before 2.10.4 ignore a term with a
+	// reason and would redeliver the job for ever. The reason is in the
+	// dead letter.
+	if err := d.msg.Term(); err != nil {
 		d.log.Warn("term after dead letter", zap.Error(err))
 	}
 }
