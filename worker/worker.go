@@ -222,7 +222,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
+			// Missed heartbeats while NATS reconnects, a consumer being
+			// recreated: the iterator recovers by itself. Do not spin.
 			w.log.Warn("pull", zap.Error(err))
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-ctx.Done():
+			}
 			continue
 		}
 		if ctx.Err() != nil {
