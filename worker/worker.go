@@ -194,14 +194,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelJobs(nil)
 
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
 	var healthWG sync.WaitGroup
 	healthWG.Add(1)
 	go func() {
 		defer healthWG.Done()
-		w.health.run(ctx)
+		w.health.run(healthCtx)
 	}()
 
 	var jobs sync.WaitGroup
+	var runErr error // why pulling stopped, if not shutdown
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	w.log.Info("worker started",
 		zap.String("instance", w.cfg.Instance), zap.String("stream", w.cfg.Stream),
@@ -220,6 +223,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			<-slots
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				// Nothing will arrive again: stop, so the process restarts
+				// and recreates the consumer.
+				runErr = fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
 				break
 			}
 			// Missed heartbeats while NATS reconnects, a consumer being
@@ -265,9 +274,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelJobs(ErrShutdownGrace)
 		<-done
 	}
+	stopHealth()
 	healthWG.Wait()
-	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance))
-	return nil
+	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance), zap.Error(runErr))
+	return runErr
 }
 
 // delivery is one message being handled.

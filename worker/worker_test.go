@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -460,5 +461,26 @@ func TestTransientFailuresRetryWithBackoffThenExhaust(t *testing.T) {
 	}
 	if d := b.events.deadOf("unknown"); d[0].Code != "99999" {
 		t.Errorf("unknown code kept as %q", d[0].Code)
+	}
+}
+
+// A deleted consumer stops the worker with an error, so the process
+// restarts and recreates it, instead of idling while it looks ready.
+func TestDeletedConsumerStopsTheWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	r := b.startWorker(t, testConfig("w1"))
+	b.publishRaw(t, "notify.send.wechat", jobJSON("before", "user-before", nil))
+	b.events.waitFor(t, 10*time.Second, "first delivery", func(ev *events) bool { return len(ev.receipts["before"]) == 1 })
+	if err := b.js.DeleteConsumer(context.Background(), "NOTIFY_SEND", "herald-worker"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker still running 20s after its consumer was deleted")
+	}
+	if !errors.Is(r.err, jetstream.ErrConsumerDeleted) {
+		t.Fatalf("Run returned %v, want ErrConsumerDeleted", r.err)
 	}
 }
