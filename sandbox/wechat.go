@@ -225,27 +225,20 @@ func writeToken(rw http.ResponseWriter, token string, left time.Duration) {
 
 // rotate revokes the current tokens of appID (all apps when empty).
 func (w *wechatAPI) rotate(appID string) int {
-	now := w.s.now()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for id, app := range w.apps {
-		if appID != "" && id != appID {
-			continue
-		}
-		for _, t := range []*wxToken{app.stable, app.plain} {
-			if t != nil && w.valid(t, now) {
-				t.revokeAt = now
-				n++
-			}
-		}
+	return w.eachLiveToken(appID, func(app *wxApp, t *wxToken, now time.Time) {
+		t.revokeAt = now
 		app.stable, app.plain = nil, nil
-	}
-	return n
+	})
 }
 
 // expire makes the current tokens of appID (all apps when empty) expire.
 func (w *wechatAPI) expire(appID string) int {
+	return w.eachLiveToken(appID, func(_ *wxApp, t *wxToken, now time.Time) { t.expiresAt = now })
+}
+
+// eachLiveToken calls fn, under the lock, for every still valid current
+// token of appID (all apps when empty), and returns how many there were.
+func (w *wechatAPI) eachLiveToken(appID string, fn func(app *wxApp, t *wxToken, now time.Time)) int {
 	now := w.s.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -256,7 +249,7 @@ func (w *wechatAPI) expire(appID string) int {
 		}
 		for _, t := range []*wxToken{app.stable, app.plain} {
 			if t != nil && w.valid(t, now) {
-				t.expiresAt = now
+				fn(app, t, now)
 				n++
 			}
 		}

@@ -28,7 +28,6 @@ type Config struct {
 	Instance      string // this replica's name, in dead letters and receipts; required
 	Stream        string // NOTIFY_SEND
 	Consumer      string // herald-worker
-	DeadStream    string // NOTIFY_DEAD, named in logs only: dead letters go by subject
 	Receipts      bool   // publish delivery receipts to notify.sent.<platform>
 	Concurrency   int    // jobs in flight; 256
 	MaxAttempts   int    // provider calls before retries_exhausted; 8
@@ -67,9 +66,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.Consumer == "" {
 		c.Consumer = "herald-worker"
-	}
-	if c.DeadStream == "" {
-		c.DeadStream = "NOTIFY_DEAD"
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 256

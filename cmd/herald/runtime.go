@@ -213,7 +213,6 @@ func workerConfig(cfg *config.Config, instance string) worker.Config {
 		Instance:       instance,
 		Stream:         cfg.NATS.Stream,
 		Consumer:       cfg.NATS.Consumer,
-		DeadStream:     cfg.NATS.DeadStream,
 		Receipts:       cfg.NATS.EventsStream != "",
 		Concurrency:    cfg.Worker.Concurrency,
 		MaxAttempts:    cfg.Worker.MaxAttempts,

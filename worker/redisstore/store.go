@@ -238,13 +238,9 @@ func (s *Store) flush(batch []*op) {
 			cmds, err = s.exec(ctx, batch)
 		}
 	}
+	// A failed pipeline sets its error on every command.
 	for i, o := range batch {
-		switch {
-		case cmds == nil:
-			o.err = err
-		default:
-			o.res, o.err = cmds[i].Result()
-		}
+		o.res, o.err = cmds[i].Result()
 		close(o.done)
 	}
 }
