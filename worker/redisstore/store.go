@@ -233,10 +233,8 @@ func (s *Store) flushLoop(maxBatch int) {
 func (s *Store) flush(batch []*op) {
 	ctx := context.Background()
 	cmds, err := s.exec(ctx, batch)
-	if err != nil && isNoScript(cmds) {
-		if lerr := s.loadScripts(ctx); lerr == nil {
-			cmds, err = s.exec(ctx, batch)
-		}
+	if err != nil && isNoScript(cmds) && s.loadScripts(ctx) == nil {
+		cmds, _ = s.exec(ctx, batch)
 	}
 	// A failed pipeline sets its error on every command.
 	for i, o := range batch {
