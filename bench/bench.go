@@ -99,6 +99,13 @@ type Figures struct {
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	// CPUSeconds is their user plus system time, summed.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// NATSCPUSeconds, RedisCPUSeconds and SandboxCPUSeconds are the CPU the
+	// phase cost nats-server, redis-server and the sandbox (this process)
+	// from the consumers' start to the stream being empty: on a small
+	// machine they share the cores with the consumers.
+	NATSCPUSeconds    float64 `json:"nats_cpu_seconds"`
+	RedisCPUSeconds   float64 `json:"redis_cpu_seconds"`
+	SandboxCPUSeconds float64 `json:"sandbox_cpu_seconds"`
 	// RedisCommands are client-issued Redis calls (herald only), and
 	// RedisPerJob those per delivered job.
 	RedisCommands int64   `json:"redis_commands,omitempty"`
@@ -184,6 +191,8 @@ type runner struct {
 	procs   procs
 	machine Machine
 
+	natsServer, redisServer *child
+
 	natsURL   string
 	nc        *nats.Conn
 	js        jetstream.JetStream
@@ -232,6 +241,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.natsServer = ns
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if err := waitTCP(ctx, ns, addr, 15*time.Second); err != nil {
 		return err
@@ -262,6 +272,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (install redis-server)", err)
 	}
+	r.redisServer = rs
 	r.redisAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(rport))
 	if err := waitTCP(ctx, rs, r.redisAddr, 15*time.Second); err != nil {
 		return err
@@ -382,6 +393,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	r.firstSend.Store(0)
 
 	r.logf("%s: starting %d consumer process(es), %d in flight each", name, r.o.Replicas, r.o.Concurrency)
+	serversBefore := r.serverCPU()
 	kids, cleanup, err := start(ctx)
 	if cleanup != nil {
 		defer cleanup()
@@ -452,6 +464,10 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 			f.CPUSeconds += u.cpu
 		}
 	}
+	servers := r.serverCPU()
+	f.NATSCPUSeconds = servers[0] - serversBefore[0]
+	f.RedisCPUSeconds = servers[1] - serversBefore[1]
+	f.SandboxCPUSeconds = servers[2] - serversBefore[2]
 	for _, p := range peak {
 		f.PeakRSSMiB = max(f.PeakRSSMiB, float64(p)/1024)
 	}
@@ -485,6 +501,18 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	r.logf("%s: %d jobs in %.2fs: %.0f jobs/s, p50 %.0f ms, peak RSS %.1f MiB, CPU %.2fs",
 		name, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds)
 	return f, nil
+}
+
+// serverCPU returns the CPU seconds nats-server, redis-server and this
+// process have used so far.
+func (r *runner) serverCPU() [3]float64 {
+	var cpu [3]float64
+	for i, pid := range []int{r.natsServer.pid(), r.redisServer.pid(), os.Getpid()} {
+		if u, err := readUsage(pid); err == nil {
+			cpu[i] = u.cpu
+		}
+	}
+	return cpu
 }
 
 // publish sends the phase's jobs asynchronously, at most 4096 unacknowledged.

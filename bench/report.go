@@ -25,6 +25,13 @@ func WriteTable(w io.Writer, res *Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	perJob := func(f Figures) string {
+		us := func(s float64) float64 { return s / float64(max(f.Jobs, 1)) * 1e6 }
+		return fmt.Sprintf("consumer %.0f, nats-server %.0f, redis %.0f, sandbox %.0f",
+			us(f.CPUSeconds), us(f.NATSCPUSeconds), us(f.RedisCPUSeconds), us(f.SandboxCPUSeconds))
+	}
+	fmt.Fprintf(w, "\nCPU µs per job, bare:   %s\n", perJob(res.Bare))
+	fmt.Fprintf(w, "CPU µs per job, herald: %s\n", perJob(res.Herald))
 	_, err := fmt.Fprintf(w, "\nratio herald/bare: %.3f\n", res.Ratio)
 	return err
 }

@@ -48,7 +48,7 @@ func TestBench(t *testing.T) {
 		if f.Delivered != 450 {
 			t.Errorf("%s delivered %d, want 450", name, f.Delivered)
 		}
-		if f.PeakRSSMiB <= 0 || f.CPUSeconds <= 0 || f.LatencyP50Ms <= 0 {
+		if f.PeakRSSMiB <= 0 || f.CPUSeconds <= 0 || f.NATSCPUSeconds <= 0 || f.LatencyP50Ms <= 0 {
 			t.Errorf("%s figures missing: %+v", name, f)
 		}
 	}
