@@ -9,8 +9,10 @@
 //     marker is written (or could not be, after retries: see docs/design.md),
 //     or the dead letter was stored with a publish ack. A failed dead-letter
 //     publish naks the job; it is never dropped.
-//   - At most Config.Concurrency jobs are handled at once; a slot is taken
-//     before a message is pulled.
+//   - At most Config.Concurrency provider calls are in flight; the claim,
+//     any rate-limit wait and the call hold a call slot, settling the
+//     outcome does not. At most Concurrency + PullBatch messages are held,
+//     and a slot is taken before a message is pulled.
 //   - Attempts are counted in the Store, per job, only for provider calls
 //     that failed transiently. Rate-limit waits, quota holds, paused apps,
 //     busy leases and redeliveries after a crash spend none.

@@ -29,7 +29,7 @@ type Config struct {
 	Stream        string // NOTIFY_SEND
 	Consumer      string // herald-worker
 	Receipts      bool   // publish delivery receipts to notify.sent.<platform>
-	Concurrency   int    // jobs in flight; 256
+	Concurrency   int    // provider calls in flight; 256
 	MaxAttempts   int    // provider calls before retries_exhausted; 8
 	AckWait       time.Duration
 	ShutdownGrace time.Duration // 25s
@@ -52,6 +52,10 @@ type Config struct {
 	// ahead of the handlers; Concurrency, at most 512. A small batch with
 	// one fetching goroutine leaves slots idle between pull round trips
 	// and, under load, the iterator stalls until a heartbeat times out.
+	// The worker also holds up to PullBatch messages beyond Concurrency:
+	// jobs being claimed, waiting for a call slot, or being settled after
+	// their call (sent marker, receipt, ack), so that those steps overlap
+	// the provider calls instead of holding call slots.
 	PullBatch int
 }
 
@@ -117,6 +121,7 @@ type Worker struct {
 	m       *metrics
 	gates   gates
 	health  *health
+	calls   chan struct{} // a slot per provider call in flight
 	now     func() time.Time
 }
 
@@ -149,6 +154,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Send
 		store:   store,
 		senders: senders,
 		log:     log.With(zap.String("component", "worker")),
+		calls:   make(chan struct{}, cfg.Concurrency),
 		now:     time.Now,
 	}
 	for _, o := range opts {
@@ -199,9 +205,23 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.health.run(healthCtx)
 	}()
 
-	var jobs sync.WaitGroup
+	// A fixed pool of handlers, one per message the worker may hold: a
+	// goroutine per message would grow a fresh stack for every job. A slot
+	// is taken before a message is pulled, so a handler is always free for
+	// it.
+	held := w.cfg.Concurrency + w.cfg.PullBatch
+	slots := make(chan struct{}, held)
+	work := make(chan jetstream.Msg)
+	var handlers sync.WaitGroup
+	for range held {
+		handlers.Go(func() {
+			for msg := range work {
+				w.handle(jobCtx, msg)
+				<-slots
+			}
+		})
+	}
 	var runErr error // why pulling stopped, if not shutdown
-	slots := make(chan struct{}, w.cfg.Concurrency)
 	w.log.Info("worker started",
 		zap.String("instance", w.cfg.Instance), zap.String("stream", w.cfg.Stream),
 		zap.String("consumer", w.cfg.Consumer), zap.Int("concurrency", w.cfg.Concurrency))
@@ -242,12 +262,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			<-slots
 			continue
 		}
-		jobs.Add(1)
-		go func() {
-			defer func() { <-slots; jobs.Done() }()
-			w.handle(jobCtx, msg)
-		}()
+		work <- msg
 	}
+	close(work)
 
 	// Hand back whatever the client buffered but we never started.
 	iter.Drain()
@@ -260,7 +277,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() { jobs.Wait(); close(done) }()
+	go func() { handlers.Wait(); close(done) }()
 	timer := time.NewTimer(w.cfg.ShutdownGrace)
 	defer timer.Stop()
 	select {
@@ -278,11 +295,13 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // delivery is one message being handled.
 type delivery struct {
-	msg   jetstream.Msg
-	meta  *jetstream.MsgMetadata
-	j     job.Job
-	owner string
-	log   *zap.Logger
+	msg      jetstream.Msg
+	meta     *jetstream.MsgMetadata
+	j        job.Job
+	platform string // from the subject: the job may not say
+	owner    string
+	base     *zap.Logger
+	log      *zap.Logger // base with the job's fields; see logger
 
 	claimed  bool // we hold the job's lease in the store
 	attempts int
@@ -294,7 +313,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.m.inFlight.Inc()
 	defer w.m.inFlight.Dec()
 
-	d := &delivery{msg: msg}
+	d := &delivery{msg: msg, base: w.log}
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to ack, nothing to lose.
@@ -304,12 +323,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	d.meta = meta
 	d.owner = w.cfg.Instance + ":" + strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + strconv.FormatUint(meta.NumDelivered, 10)
 
-	platform := job.PlatformOf(msg.Subject())
-	d.j, err = job.Decode(msg.Data(), platform)
-	d.log = w.log.With(
-		zap.String("job_id", d.j.ID), zap.String("platform", platform),
-		zap.String("app", d.j.App), zap.String("template_id", d.j.TemplateID),
-		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
+	d.platform = job.PlatformOf(msg.Subject())
+	d.j, err = job.Decode(msg.Data(), d.platform)
 	if err != nil {
 		w.deadLetter(ctx, d, job.ReasonMalformedJob, retry.Detail{Message: err.Error()})
 		return
@@ -343,14 +358,40 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	if !w.admit(ctx, d) {
+	select {
+	case w.calls <- struct{}{}:
+	case <-ctx.Done():
+		w.handBack(d, outcomeHandedBack, 0, "shutdown before the call")
 		return
+	}
+	res, err, called := w.call(ctx, d, sender)
+	<-w.calls
+	if called {
+		w.settle(ctx, d, g, res, err)
+	}
+}
+
+// call claims the job and makes the provider call, holding a call slot.
+// It reports whether the call was made; if not, the job is already settled.
+func (w *Worker) call(ctx context.Context, d *delivery, sender Sender) (job.Result, error, bool) {
+	if !w.admit(ctx, d) {
+		return job.Result{}, nil, false
 	}
 	if d.j.Expired(w.now()) {
 		w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
-		return
+		return job.Result{}, nil, false
 	}
-	w.send(ctx, d, sender, g)
+	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	start := time.Now()
+	res, err := sender.Send(callCtx, d.j)
+	cancel()
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	w.m.sendSeconds.WithLabelValues(d.j.Platform, outcome).Observe(time.Since(start).Seconds())
+	d.attempts++
+	return res, err, true
 }
 
 // admit claims the job in the store and waits out its rate-limit slot. It
@@ -381,10 +422,10 @@ func (w *Worker) admit(ctx context.Context, d *delivery) bool {
 			// This very message was delivered and its holder died before
 			// acking it, perhaps before the receipt: publish it again.
 			// Nats-Msg-Id keeps the stream from storing it twice.
-			d.log.Info("redelivered after delivery: receipt published again, acked without a call")
+			d.logAt(zap.InfoLevel, "redelivered after delivery: receipt published again, acked without a call")
 			w.receipt(ctx, d, sent)
 		} else {
-			d.log.Info("duplicate: already delivered, acked without a call")
+			d.logAt(zap.InfoLevel, "duplicate: already delivered, acked without a call")
 		}
 		w.ack(d)
 		return false
@@ -411,25 +452,18 @@ func (w *Worker) admit(ctx context.Context, d *delivery) bool {
 	return true
 }
 
-func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) {
-	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
-	start := time.Now()
-	res, err := sender.Send(callCtx, d.j)
-	cancel()
-	elapsed := time.Since(start)
-	d.attempts++
+// settle acts on a call's outcome: delivered, retried, held or
+// dead-lettered.
+func (w *Worker) settle(ctx context.Context, d *delivery, g *gate, res job.Result, err error) {
 	route := Route{d.j.Platform, d.j.App}
-
 	if err == nil {
-		w.m.sendSeconds.WithLabelValues(d.j.Platform, "ok").Observe(elapsed.Seconds())
 		if g.success() {
 			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
-			d.log.Info("app resumed: probe delivered")
+			d.logAt(zap.InfoLevel, "app resumed: probe delivered")
 		}
 		w.delivered(ctx, d, res)
 		return
 	}
-	w.m.sendSeconds.WithLabelValues(d.j.Platform, "error").Observe(elapsed.Seconds())
 	dec := retry.Decide(err)
 	d.alert = dec.Alert
 	if ctx.Err() != nil {
@@ -450,14 +484,14 @@ func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) 
 		d.attempts-- // holds spend no attempt
 		hold := g.pause(w.now(), dec.Delay, dec.Action.String())
 		w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
-		d.log.Error("app held: platform refused the app, not the job",
+		d.logAt(zap.ErrorLevel, "app held: platform refused the app, not the job",
 			zap.String("action", dec.Action.String()), zap.Duration("hold", hold),
 			zap.String("code", dec.Detail.Code), zap.Error(err))
 		w.handBack(d, outcomeHeld, hold, "app held")
 	default:
 		if opened, hold := g.failure(w.now()); opened {
 			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
-			d.log.Error("breaker open: repeated transient failures", zap.Duration("hold", hold), zap.Error(err))
+			d.logAt(zap.ErrorLevel, "breaker open: repeated transient failures", zap.Duration("hold", hold), zap.Error(err))
 		}
 		n := w.fail(ctx, d)
 		limit, reason := w.cfg.MaxAttempts, job.ReasonRetriesExhausted
@@ -469,7 +503,7 @@ func (w *Worker) send(ctx context.Context, d *delivery, sender Sender, g *gate) 
 			return
 		}
 		delay := max(w.cfg.Retry.Backoff(n), dec.Delay)
-		d.logAt(zap.WarnLevel, "transient failure, retrying", zap.Int("attempt", n), zap.Duration("delay", delay),
+		d.logFailure(zap.WarnLevel, "transient failure, retrying", zap.Int("attempt", n), zap.Duration("delay", delay),
 			zap.String("code", dec.Detail.Code), zap.Error(err))
 		w.nak(d, outcomeRetry, delay)
 	}
@@ -490,7 +524,7 @@ func (w *Worker) fail(ctx context.Context, d *delivery) int {
 	n, err := w.store.Fail(context.WithoutCancel(ctx), d.j.Key(), d.owner)
 	if err != nil {
 		w.health.failed(err)
-		d.log.Warn("could not count the failed attempt", zap.Error(err))
+		d.logAt(zap.WarnLevel, "could not count the failed attempt", zap.Error(err))
 		return d.attempts
 	}
 	d.claimed = false
@@ -504,7 +538,7 @@ func (w *Worker) release(d *delivery) {
 	}
 	if err := w.store.Release(context.Background(), d.j.Key(), d.owner); err != nil {
 		w.health.failed(err)
-		d.log.Warn("could not release the lease; it expires by itself", zap.Error(err))
+		d.logAt(zap.WarnLevel, "could not release the lease; it expires by itself", zap.Error(err))
 	}
 	d.claimed = false
 }
@@ -526,13 +560,13 @@ func (w *Worker) delivered(ctx context.Context, d *delivery, res job.Result) {
 		w.health.failed(err)
 		// The job was delivered: acking is right. Only a republish of the
 		// same id could now be sent again; the lease guards it meanwhile.
-		d.log.Error("delivered but the sent marker could not be recorded", zap.Error(err))
+		d.logAt(zap.ErrorLevel, "delivered but the sent marker could not be recorded", zap.Error(err))
 	}
 	if w.cfg.Receipts {
 		w.receipt(ctx, d, sent)
 	}
 	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDelivered).Inc()
-	d.log.Debug("delivered", zap.Int("attempts", d.attempts), zap.String("msgid", res.MsgID))
+	d.logAt(zap.DebugLevel, "delivered", zap.Int("attempts", d.attempts), zap.String("msgid", res.MsgID))
 	w.ack(d)
 }
 
@@ -547,7 +581,7 @@ func (w *Worker) receipt(ctx context.Context, d *delivery, sent Delivery) {
 		err = w.publishReceipt(ctx, d, msg)
 	}
 	if err != nil {
-		d.log.Warn("delivery receipt not published", zap.Error(err))
+		d.logAt(zap.WarnLevel, "delivery receipt not published", zap.Error(err))
 	}
 }
 
@@ -597,24 +631,24 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason string, dt 
 	}
 	if err != nil {
 		w.release(d)
-		d.log.Error("dead letter not stored, job handed back", zap.String("reason", reason), zap.Error(err))
+		d.logAt(zap.ErrorLevel, "dead letter not stored, job handed back", zap.String("reason", reason), zap.Error(err))
 		w.nak(d, outcomeHandedBack, w.cfg.Retry.Backoff(1))
 		return
 	}
 	if d.claimed || d.attempts > 0 {
 		if err := w.store.Forget(context.WithoutCancel(ctx), d.j.Key()); err != nil {
-			d.log.Warn("dead-lettered job state not cleared; a replay waits for its lease", zap.Error(err))
+			d.logAt(zap.WarnLevel, "dead-lettered job state not cleared; a replay waits for its lease", zap.Error(err))
 		}
 	}
 	w.m.deadLetters.WithLabelValues(dl.Platform, reason).Inc()
 	w.m.jobs.WithLabelValues(dl.Platform, d.j.TemplateID, outcomeDeadLetter).Inc()
-	d.logAt(zap.WarnLevel, "dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
+	d.logFailure(zap.WarnLevel, "dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
 		zap.String("field", dt.Field), zap.Int("attempts", d.attempts))
 	// Term, not TermWithReason: servers before 2.10.4 ignore a term with a
 	// reason and would redeliver the job for ever. The reason is in the
 	// dead letter.
 	if err := d.msg.Term(); err != nil {
-		d.log.Warn("term after dead letter", zap.Error(err))
+		d.logAt(zap.WarnLevel, "term after dead letter", zap.Error(err))
 	}
 }
 
@@ -647,24 +681,39 @@ func (w *Worker) deadLetterOf(d *delivery, reason string, dt retry.Detail) job.D
 	return dl
 }
 
-// logAt logs at level, or at error level when the provider flagged the
-// failure with retry.Alert.
+// logAt logs with the job's fields. They are attached on first use: most
+// deliveries log nothing at the enabled levels.
 func (d *delivery) logAt(level zapcore.Level, msg string, fields ...zap.Field) {
-	if d.alert {
-		level = zap.ErrorLevel
+	if !d.base.Core().Enabled(level) {
+		return
+	}
+	if d.log == nil {
+		d.log = d.base.With(
+			zap.String("job_id", d.j.ID), zap.String("platform", d.platform),
+			zap.String("app", d.j.App), zap.String("template_id", d.j.TemplateID),
+			zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.Uint64("delivery", d.meta.NumDelivered))
 	}
 	d.log.Log(level, msg, fields...)
 }
 
+// logFailure logs at level, or at error level when the provider flagged
+// the failure with retry.Alert.
+func (d *delivery) logFailure(level zapcore.Level, msg string, fields ...zap.Field) {
+	if d.alert {
+		level = zap.ErrorLevel
+	}
+	d.logAt(level, msg, fields...)
+}
+
 func (w *Worker) ack(d *delivery) {
 	if err := d.msg.Ack(); err != nil {
-		d.log.Warn("ack", zap.Error(err))
+		d.logAt(zap.WarnLevel, "ack", zap.Error(err))
 	}
 }
 
 // handBack returns the job to the queue without counting an attempt.
 func (w *Worker) handBack(d *delivery, outcome string, delay time.Duration, why string, fields ...zap.Field) {
-	d.log.Debug("handed back: "+why, append(fields, zap.Duration("delay", delay))...)
+	d.logAt(zap.DebugLevel, "handed back: "+why, append(fields, zap.Duration("delay", delay))...)
 	w.nak(d, outcome, delay)
 }
 
@@ -675,7 +724,7 @@ func (w *Worker) nak(d *delivery, outcome string, delay time.Duration) {
 		delay += rand.N(delay/10 + time.Millisecond)
 	}
 	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.log.Warn("nak", zap.Error(err))
+		d.logAt(zap.WarnLevel, "nak", zap.Error(err))
 	}
 }
 
