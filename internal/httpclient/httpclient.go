@@ -9,10 +9,13 @@ import (
 )
 
 // New returns a client whose calls end after timeout. Its transport is
-// net/http's default with an idle pool large enough for hundreds of
-// concurrent calls to one host (the default keeps two idle connections per
-// host, so most calls would dial). A process that replaced
-// http.DefaultTransport gets a plain transport instead of a panic.
+// net/http's default with an idle pool that keeps every connection to a
+// host: the default keeps two, so most concurrent calls would dial. The
+// connections that exist are bounded by the calls in flight (the worker's
+// concurrency), so the pool needs no bound of its own; a bound below the
+// concurrency closes the excess after every call and dials again. A
+// process that replaced http.DefaultTransport gets a plain transport
+// instead of a panic.
 func New(timeout time.Duration) *http.Client {
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
@@ -20,6 +23,9 @@ func New(timeout time.Duration) *http.Client {
 	}
 	tr = tr.Clone()
 	tr.MaxIdleConns = 0
-	tr.MaxIdleConnsPerHost = 1024
+	tr.MaxIdleConnsPerHost = maxIdlePerHost
 	return &http.Client{Timeout: timeout, Transport: tr}
 }
+
+// maxIdlePerHost is above any sensible worker concurrency.
+const maxIdlePerHost = 1 << 16
