@@ -95,7 +95,8 @@
 // [Server.Stats] counts token fetches per endpoint, send calls and accepted
 // sends (also GET /sandbox/stats, for a worker in another process). With
 // Options.Record, [Server.Accepted] (GET /sandbox/messages) keeps every
-// accepted message so tests can count duplicates. Control endpoints:
+// accepted message so tests can count duplicates; [Server.TakeAccepted]
+// also forgets them. Control endpoints:
 // POST /sandbox/wechat/rotate?appid= invalidates the current tokens (as a
 // force refresh elsewhere would), POST /sandbox/wechat/expire?appid= makes
 // them expire, POST /sandbox/wechat/outage?seconds=N makes every send answer

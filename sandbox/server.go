@@ -184,6 +184,17 @@ func (s *Server) Accepted() []Message {
 	return slices.Clone(s.accepted)
 }
 
+// TakeAccepted returns the messages accepted so far, oldest first, like
+// [Server.Accepted], and forgets them: a long-lived recording sandbox (the
+// bench's, between phases) holds only what came after.
+func (s *Server) TakeAccepted() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs := s.accepted
+	s.accepted = nil
+	return msgs
+}
+
 // SetOutage makes every send of platform answer HTTP 503 for d; d <= 0
 // ends an outage. It reports false for an unknown platform.
 func (s *Server) SetOutage(platform string, d time.Duration) bool {

@@ -332,6 +332,25 @@ func TestSuccessHasNineteenDigitMsgIDAndIsRecorded(t *testing.T) {
 	}
 }
 
+func TestTakeAcceptedForgetsWhatItReturns(t *testing.T) {
+	b := setup(t, Options{Record: true})
+	token := b.stableToken(t)
+	b.send(t, token, message("o-first"))
+	if got := b.srv.TakeAccepted(); len(got) != 1 || got[0].ToUser != "o-first" {
+		t.Fatalf("TakeAccepted() = %+v, want the one send", got)
+	}
+	if got := b.srv.Accepted(); len(got) != 0 {
+		t.Fatalf("Accepted() after TakeAccepted() = %+v, want none", got)
+	}
+	b.send(t, token, message("o-second"))
+	if got := b.srv.TakeAccepted(); len(got) != 1 || got[0].ToUser != "o-second" {
+		t.Fatalf("second TakeAccepted() = %+v, want only the later send", got)
+	}
+	if st := b.srv.Stats()["wechat"]; st.Accepted != 2 {
+		t.Fatalf("stats accepted = %d, want 2: counters are not records", st.Accepted)
+	}
+}
+
 func TestStatsAreServedAsJSON(t *testing.T) {
 	b := setup(t, Options{})
 	token := b.stableToken(t)
