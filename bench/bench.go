@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -28,7 +29,8 @@ import (
 
 // Options configure a benchmark run.
 type Options struct {
-	Jobs            int           // jobs per phase; 50000
+	// Jobs per phase; 50000, or with RateLimit enough for Window plus 3 s.
+	Jobs            int
 	Concurrency     int           // in flight per consumer process; 512
 	Latency         time.Duration // the sandbox's answer time
 	Payload         int           // job size in bytes; 400
@@ -36,6 +38,16 @@ type Options struct {
 	Replicas        int           // consumer processes per phase; 1
 	// NoReceipts turns herald's delivery receipts off (events_stream: "").
 	NoReceipts bool
+	// RateLimit, when positive, gives herald one rate_limits rule of
+	// RateLimit jobs/s with RateBurst (default 1, the least herald's config
+	// accepts and what its stores take for no burst) for the bench's
+	// template, runs the herald phase only, and reports the sent rate from
+	// the sandbox's accept times ([RateFigures]).
+	RateLimit float64
+	RateBurst int
+	// Window is the shortest steady window the sent rate is judged over;
+	// default 10s, the design's target.
+	Window time.Duration
 	// NATSServer is the nats-server binary; empty finds or builds one.
 	NATSServer string
 
@@ -51,6 +63,17 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.RateLimit > 0 {
+		if o.RateBurst == 0 {
+			o.RateBurst = 1
+		}
+		if o.Window <= 0 {
+			o.Window = 10 * time.Second
+		}
+		if o.Jobs <= 0 {
+			o.Jobs = jobsForWindow(o.RateLimit, o.RateBurst, o.Window+2*time.Second)
+		}
+	}
 	if o.Jobs <= 0 {
 		o.Jobs = 50000
 	}
@@ -82,6 +105,25 @@ func (o *Options) Validate() error {
 	}
 	if o.BaselineCommand == nil || o.WorkerCommand == nil {
 		errs = append(errs, errors.New("baseline and worker commands are required"))
+	}
+	switch {
+	case o.RateLimit < 0 || math.IsNaN(o.RateLimit) || math.IsInf(o.RateLimit, 0):
+		errs = append(errs, errors.New("rate limit must be a positive number of jobs per second"))
+	case o.RateLimit > 0:
+		if o.DeadLetterRatio > 0 {
+			// Refused calls count against the limit but are not recorded
+			// as accepted, so the measured rate would be short.
+			errs = append(errs, errors.New("a rate limit cannot be combined with dead letters"))
+		}
+		if o.RateBurst < 1 {
+			errs = append(errs, errors.New("the rate burst must be at least 1"))
+		}
+		if o.Window < time.Second {
+			errs = append(errs, errors.New("the rate window must be at least 1s"))
+		} else if need := jobsForWindow(o.RateLimit, o.RateBurst, o.Window); o.Jobs < need {
+			errs = append(errs, fmt.Errorf("%d jobs at %g/s last less than 1s + the %v window: use at least %d (%d leaves a margin)",
+				o.Jobs, o.RateLimit, o.Window, need, jobsForWindow(o.RateLimit, o.RateBurst, o.Window+2*time.Second)))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -134,13 +176,21 @@ type Machine struct {
 
 // Result is a whole run.
 type Result struct {
-	// Ratio is herald's jobs per second over the bare baseline's.
+	// Ratio is herald's jobs per second over the bare baseline's; 0 with
+	// a rate limit.
 	Ratio   float64 `json:"ratio"`
 	Bare    Figures `json:"bare"`
 	Herald  Figures `json:"herald"`
 	Params  Params  `json:"params"`
 	Machine Machine `json:"machine"`
+	// RateLimit is set in a rate-limit run, which has no bare phase (Bare
+	// stays zero); Note says why.
+	RateLimit *RateFigures `json:"rate_limit,omitempty"`
+	Note      string       `json:"note,omitempty"`
 }
+
+// noBareNote explains a rate-limit run's missing baseline.
+const noBareNote = "herald only: a bare consumer has no rate limit, so a ratio with it would mean nothing"
 
 // Run measures the bare baseline, then herald, against one nats-server,
 // one sandbox and (for herald) one redis-server, all started here and all
@@ -167,10 +217,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		},
 		Machine: r.machine,
 	}
-	if res.Bare, err = r.phase(ctx, "bare", bareDurable, r.startBare); err != nil {
+	if o.RateLimit > 0 {
+		res.Note = noBareNote
+		var at []time.Time
+		if res.Herald, at, err = r.phase(ctx, "herald", r.topo.Consumer, r.startHerald); err != nil {
+			return nil, fmt.Errorf("herald: %w", err)
+		}
+		rf, err := rateFigures(at, o.RateLimit, o.RateBurst, o.Window)
+		if err != nil {
+			return nil, fmt.Errorf("herald: %w", err)
+		}
+		res.RateLimit = &rf
+		r.logf("herald: %.1f jobs/s over %.1fs (%+.2f%% from %g/s), at most %d in 1s (limit + burst %g)",
+			rf.SentPerSec, rf.WindowSeconds, rf.DeviationPct, o.RateLimit, rf.Max1s, rf.Max1sAllowed)
+		return res, nil
+	}
+	if res.Bare, _, err = r.phase(ctx, "bare", bareDurable, r.startBare); err != nil {
 		return nil, fmt.Errorf("bare baseline: %w", err)
 	}
-	if res.Herald, err = r.phase(ctx, "herald", r.topo.Consumer, r.startHerald); err != nil {
+	if res.Herald, _, err = r.phase(ctx, "herald", r.topo.Consumer, r.startHerald); err != nil {
 		return nil, fmt.Errorf("herald: %w", err)
 	}
 	if res.Bare.JobsPerSec > 0 {
@@ -339,9 +404,13 @@ func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
 	var kids []*child
 	for i := range r.o.Replicas {
 		path := filepath.Join(r.dir, fmt.Sprintf("herald-%d.yaml", i+1))
-		events := ""
+		events, limits := "", ""
 		if r.o.NoReceipts {
 			events = "\n  events_stream: \"\""
+		}
+		if r.o.RateLimit > 0 {
+			limits = fmt.Sprintf("rate_limits:\n  - {platform: %s, app: %s, template_id: %s, per_second: %g, burst: %d}\n",
+				job.WeChat, job.DefaultApp, benchTemplate, r.o.RateLimit, r.o.RateBurst)
 		}
 		cfg := fmt.Sprintf(`nats:
   url: %s%s
@@ -357,7 +426,7 @@ apps:
       app_id: %s
       app_secret: %s
       base_url: %s
-`, r.natsURL, events, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL)
+%s`, r.natsURL, events, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL, limits)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return kids, nil, err
 		}
@@ -375,18 +444,18 @@ apps:
 type starter func(ctx context.Context) ([]*child, func(), error)
 
 // phase publishes the jobs, starts the consumers and waits until the stream
-// is empty.
-func (r *runner) phase(ctx context.Context, name, durable string, start starter) (Figures, error) {
+// is empty. It also returns when the sandbox accepted each send.
+func (r *runner) phase(ctx context.Context, name, durable string, start starter) (Figures, []time.Time, error) {
 	f := Figures{Jobs: r.o.Jobs}
 	stream, err := r.js.Stream(ctx, r.topo.SendStream)
 	if err != nil {
-		return f, err
+		return f, nil, err
 	}
 	if err := stream.Purge(ctx); err != nil {
-		return f, fmt.Errorf("purge: %w", err)
+		return f, nil, fmt.Errorf("purge: %w", err)
 	}
 	if err := r.publish(ctx, name); err != nil {
-		return f, err
+		return f, nil, err
 	}
 	// Each phase starts with no records: the last phase's would make this
 	// process's heap, and its GC work on the shared cores, larger.
@@ -406,7 +475,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 		}
 	}()
 	if err != nil {
-		return f, err
+		return f, nil, err
 	}
 
 	peak := make([]int64, len(kids))
@@ -418,6 +487,9 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 		}
 	}
 	deadline := time.Now().Add(2*time.Minute + time.Duration(r.o.Jobs)*5*time.Millisecond)
+	if r.o.RateLimit > 0 {
+		deadline = deadline.Add(time.Duration(float64(r.o.Jobs) / r.o.RateLimit * float64(time.Second)))
+	}
 	lastLog, lastSample := time.Now(), time.Time{}
 	var end time.Time
 	for {
@@ -431,7 +503,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 			ci := info.CachedInfo()
 			left = int64(ci.NumPending) + int64(ci.NumAckPending)
 		case !errors.Is(err, jetstream.ErrConsumerNotFound): // the worker creates it
-			return f, fmt.Errorf("consumer info: %w", err)
+			return f, nil, fmt.Errorf("consumer info: %w", err)
 		}
 		now := time.Now()
 		if left == 0 {
@@ -440,7 +512,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 		}
 		for _, c := range kids {
 			if c.exited() {
-				return f, fmt.Errorf("%s exited early: %v\n%s", c.name, c.err, c.tail())
+				return f, nil, fmt.Errorf("%s exited early: %v\n%s", c.name, c.err, c.tail())
 			}
 		}
 		if now.Sub(lastSample) >= 50*time.Millisecond {
@@ -452,11 +524,11 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 			lastLog = now
 		}
 		if now.After(deadline) {
-			return f, fmt.Errorf("%d jobs still queued at the deadline", left)
+			return f, nil, fmt.Errorf("%d jobs still queued at the deadline", left)
 		}
 		select {
 		case <-ctx.Done():
-			return f, ctx.Err()
+			return f, nil, ctx.Err()
 		case <-time.After(5 * time.Millisecond): // polling the server's state
 		}
 	}
@@ -475,15 +547,17 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	}
 	first := r.firstSend.Load()
 	if first == 0 {
-		return f, errors.New("the sandbox saw no send")
+		return f, nil, errors.New("the sandbox saw no send")
 	}
 	f.Seconds = end.Sub(time.Unix(0, first)).Seconds()
 	f.JobsPerSec = float64(r.o.Jobs) / f.Seconds
 	f.Delivered = r.sbx.Stats()[job.WeChat].Accepted - statsBefore.Accepted
 
 	accepted := r.sbx.TakeAccepted()
+	at := make([]time.Time, len(accepted))
 	lat := make([]float64, 0, len(accepted))
-	for _, m := range accepted {
+	for i, m := range accepted {
+		at[i] = m.At
 		if pub, ok := publishedAt(m.ToUser); ok {
 			lat = append(lat, float64(m.At.Sub(pub))/float64(time.Millisecond))
 		}
@@ -494,7 +568,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	if name == "herald" {
 		f.RedisCommands, err = redisCalls(ctx, r.rdb)
 		if err != nil {
-			return f, err
+			return f, nil, err
 		}
 		if f.Delivered > 0 {
 			f.RedisPerJob = float64(f.RedisCommands) / float64(f.Delivered)
@@ -502,7 +576,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	}
 	r.logf("%s: %d jobs in %.2fs: %.0f jobs/s, p50 %.0f ms, peak RSS %.1f MiB, CPU %.2fs",
 		name, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds)
-	return f, nil
+	return f, at, nil
 }
 
 // serverCPU returns the CPU seconds nats-server, redis-server and this

@@ -12,4 +12,9 @@
 // to the moment the stream is observed empty. The children's CPU time and
 // peak resident set come from /proc. Every process and directory Run starts
 // is removed when it returns, also when its context is cancelled.
+//
+// With Options.RateLimit the run checks herald's rate limiting instead: one
+// rate_limits rule for the bench's template, the herald phase only (a bare
+// consumer has no limit to compare with), and [RateFigures] from the
+// sandbox's accept times.
 package bench

@@ -13,6 +13,10 @@ import (
 // dead-letters at once.
 const refusePrefix = "refuse"
 
+// benchTemplate is every bench job's template_id, the one a rate-limit run
+// limits.
+const benchTemplate = "bench-template"
+
 // makeJob encodes job seq of a phase, published at pub, padded with
 // template keywords to about payload bytes. The publish time travels in
 // to_user, which the sandbox records with the time it accepted the send.
@@ -25,7 +29,7 @@ func makeJob(phase string, seq int, pub time.Time, refuse bool, payload int) ([]
 		ID:         phase + "-" + strconv.Itoa(seq),
 		Platform:   job.WeChat,
 		App:        job.DefaultApp,
-		TemplateID: "bench-template",
+		TemplateID: benchTemplate,
 		ToUser:     to,
 		Page:       "pages/order/detail",
 		Data:       map[string]job.Value{"thing1": {Value: "benchmark"}},

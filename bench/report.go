@@ -11,6 +11,10 @@ func WriteTable(w io.Writer, res *Result) error {
 	p := res.Params
 	fmt.Fprintf(w, "herald bench: %d jobs of %d B, %d in flight x %d process(es), platform latency %gms, %g%% dead letters\n",
 		p.Jobs, p.Payload, p.Concurrency, p.Replicas, p.LatencyMs, p.DeadLetterRatio*100)
+	if rf := res.RateLimit; rf != nil {
+		fmt.Fprintf(w, "rate limit: %g jobs/s, burst %d, one rule for the bench's template; %s\n",
+			rf.LimitPerSec, rf.Burst, res.Note)
+	}
 	m := res.Machine
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MiB, %s, nats-server %s, redis %s\n\n",
 		m.CPUs, m.CPUModel, m.MemoryMiB, m.Go, m.NATSServer, m.RedisServer)
@@ -20,7 +24,9 @@ func WriteTable(w io.Writer, res *Result) error {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%s\t\n", name, f.JobsPerSec,
 			f.LatencyP50Ms, f.LatencyP95Ms, f.LatencyP99Ms, f.PeakRSSMiB, f.CPUSeconds, redis)
 	}
-	row("bare", res.Bare, "-")
+	if res.RateLimit == nil {
+		row("bare", res.Bare, "-")
+	}
 	row("herald", res.Herald, fmt.Sprintf("%.2f", res.Herald.RedisPerJob))
 	if err := tw.Flush(); err != nil {
 		return err
@@ -29,6 +35,20 @@ func WriteTable(w io.Writer, res *Result) error {
 		us := func(s float64) float64 { return s / float64(max(f.Jobs, 1)) * 1e6 }
 		return fmt.Sprintf("consumer %.0f, nats-server %.0f, redis %.0f, sandbox %.0f",
 			us(f.CPUSeconds), us(f.NATSCPUSeconds), us(f.RedisCPUSeconds), us(f.SandboxCPUSeconds))
+	}
+	if rf := res.RateLimit; rf != nil {
+		fmt.Fprintf(w, "\nCPU µs per job, herald: %s\n", perJob(res.Herald))
+		yes := func(ok bool) string {
+			if ok {
+				return "yes"
+			}
+			return "NO"
+		}
+		fmt.Fprintf(w, "\nsent rate, first send + 1s to the last send (%.1fs): %.1f jobs/s, %+.2f%% from %g (within 5%%: %s)\n",
+			rf.WindowSeconds, rf.SentPerSec, rf.DeviationPct, rf.LimitPerSec, yes(rf.WithinRate))
+		_, err := fmt.Fprintf(w, "most sends in any 1s (sliding) window: %d, from %.2fs after the first send; limit + burst %g (within: %s); in one clock second: %d\n",
+			rf.Max1s, rf.Max1sAtSeconds, rf.Max1sAllowed, yes(rf.WithinBurst), rf.Max1sAligned)
+		return err
 	}
 	fmt.Fprintf(w, "\nCPU µs per job, bare:   %s\n", perJob(res.Bare))
 	fmt.Fprintf(w, "CPU µs per job, herald: %s\n", perJob(res.Herald))

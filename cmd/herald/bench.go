@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,10 +35,20 @@ Reported per phase: jobs/s (jobs over the time from the first send call to the
 stream being empty), p50/p95/p99 of publish-to-accepted latency, the consumer's
 peak resident set and CPU time, and for herald the Redis commands per delivered
 job. Needs nats-server (or Go to build it) and redis-server on PATH. See
-docs/performance.md.`,
+docs/performance.md.
+
+With --rate-limit R the worker config gets one rate_limits rule of R jobs/s
+(burst --rate-burst) for the bench's template, and only the herald phase runs
+(--replicas workers sharing the limit through Redis): a bare consumer has no
+limit, so a ratio with it would mean nothing. From the times the sandbox
+accepted the sends it reports the sent rate over the steady window (the first
+send + 1s to the last send, which must last at least --window), its deviation
+from R in %, and the most sends in any sliding 1-second window against R + burst.
+The design's target: within 5% over 10s, no second above R + burst.`,
 		Example: `  herald bench
   herald bench --latency 100ms --concurrency 2048 --json
-  herald bench --dead-letter-ratio 0.1`,
+  herald bench --dead-letter-ratio 0.1
+  herald bench --rate-limit 500 --replicas 3 --jobs 7000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if baseline {
@@ -73,7 +84,7 @@ docs/performance.md.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&o.Jobs, "jobs", 50000, "jobs per phase")
+	fl.IntVar(&o.Jobs, "jobs", 0, "jobs per phase (default 50000; with --rate-limit, enough for 1s + --window + 2s)")
 	fl.IntVar(&o.Concurrency, "concurrency", 512, "jobs in flight per consumer process")
 	fl.DurationVar(&o.Latency, "latency", 0, "time the sandbox takes to answer a send, e.g. 100ms")
 	fl.IntVar(&o.Payload, "payload", 400, "job size in bytes")
@@ -81,6 +92,9 @@ docs/performance.md.`,
 	fl.IntVar(&o.Replicas, "replicas", 1, "consumer processes per phase (worker replicas)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object")
 	fl.BoolVar(&o.NoReceipts, "no-receipts", false, "run herald without delivery receipts (events_stream: \"\")")
+	fl.Float64Var(&o.RateLimit, "rate-limit", 0, "limit the bench's template to this many jobs/s and measure the sent rate (herald only)")
+	fl.IntVar(&o.RateBurst, "rate-burst", 1, "with --rate-limit: the rule's burst (herald's config has no default; 1 is its minimum)")
+	fl.DurationVar(&o.Window, "window", 10*time.Second, "with --rate-limit: the shortest steady window the rate is judged over")
 	fl.StringVar(&o.NATSServer, "nats-server", "", "nats-server binary (default: v2.10+ on PATH, else built from the module cache)")
 
 	// The bare consumer is this binary too, run by the bench as a child.
@@ -96,6 +110,12 @@ docs/performance.md.`,
 		_ = fl.MarkHidden(name)
 	}
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if o.RateLimit == 0 && (fl.Changed("rate-burst") || fl.Changed("window")) {
+			return errors.New("--rate-burst and --window need --rate-limit")
+		}
+		if o.RateBurst < 1 {
+			return errors.New("--rate-burst must be at least 1")
+		}
 		if baseline {
 			bo.Concurrency = o.Concurrency
 			if bo.NATSURL == "" || bo.Durable == "" || bo.SandboxURL == "" {
