@@ -2,16 +2,21 @@
 // dedup leases, "sent" markers and attempt counts, GCRA rate-limit cells, and
 // the WeChat access tokens.
 //
-// Every job operation is one Lua script run with EVALSHA, so it is atomic and
-// uses Redis's own clock (TIME) rather than the replicas'. Operations from
-// concurrent jobs are pipelined: callers block while a small set of flushers
-// send whatever has queued up as one pipeline. Under load a pipeline carries
-// many jobs; when idle it carries one, so latency stays at one round trip.
+// Job operations (Admit, MarkSent, Fail, Release) are batched: callers block
+// while a small set of flushers send whatever has queued up as one EVALSHA of
+// a single Lua script, which runs the batch's operations in order and returns
+// one result per operation. A script runs atomically and reads Redis's own
+// clock (TIME) rather than the replicas', once per batch. An operation that
+// fails returns its own error; the others in its batch still run. Under load
+// a batch carries many jobs; when idle it carries one, so latency stays at one
+// round trip.
 //
 // Keys (with the configured prefix, "herald:" by default):
 //
 //	<prefix>job:<platform>:<app>:<id>   hash: s (lease|idle|sent), o (owner),
 //	                                    l (lease end, µs), a (attempts),
-//	                                    f (first claim, µs)
+//	                                    f (first claim, µs); once sent also
+//	                                    q (stream sequence), m (msgid),
+//	                                    n (attempts it took), t (sent at, µs)
 //	<prefix>rate:<platform>:<app>:<template>   GCRA theoretical arrival time, µs
 package redisstore

@@ -2,74 +2,133 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// admitScript: dedup check, GCRA reservation and lease in one step.
+// The operations batchScript runs, by the names it takes in ARGV.
+const (
+	opAdmit    = "admit"
+	opMarkSent = "sent"
+	opFail     = "fail"
+	opRelease  = "release"
+)
+
+// batchScript runs a batch of job operations in order. A script runs
+// atomically, so TIME is read once and is the clock of every operation.
 //
-// KEYS[1] job hash, KEYS[2] rate cell (ignored when ARGV[4] is 0)
-// ARGV[1] owner, ARGV[2] lease µs, ARGV[3] ttl ms, ARGV[4] emission
-// interval µs (0: no limit), ARGV[5] burst, ARGV[6] max wait µs
+// ARGV holds each operation's name followed by its arguments, KEYS each
+// operation's keys, both in batch order. The reply holds one element per
+// operation, in the same order: its result, or an error reply if it failed.
+// A failed operation does not stop the ones after it.
 //
-// Returns {status, wait µs, attempts, first claim µs}; status 0 claimed,
-// 1 already sent, 2 busy (leased by another owner), 3 throttled. Already
-// sent returns {1, 0, attempts, sent at µs, stream sequence, msgid}.
-var admitScript = redis.NewScript(`
+// admit checks the job's dedup state, reserves a GCRA slot and takes the
+// lease, in one step.
+//
+//	KEYS  job hash, rate cell (ignored when the interval is 0)
+//	ARGV  owner, lease µs, ttl ms, emission interval µs (0: no limit),
+//	      burst, max wait µs
+//	reply {status, wait µs, attempts, first claim µs}; status 0 claimed,
+//	      2 busy (leased by another owner), 3 throttled;
+//	      already sent: {1, 0, attempts, sent at µs, stream sequence, msgid}
+//
+// sent marks the job sent and drops its lease.
+//
+//	KEYS  job hash
+//	ARGV  ttl ms, stream sequence, msgid, attempts, accepted at µs
+//	reply 1
+//
+// fail counts an attempt and releases the lease if owner holds it.
+//
+//	KEYS  job hash
+//	ARGV  owner, ttl ms (restored if the hash lost its expiry)
+//	reply the attempts so far
+//
+// release releases the lease if owner holds it.
+//
+//	KEYS  job hash
+//	ARGV  owner
+//	reply 1
+var batchScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local s = redis.call('HMGET', KEYS[1], 's', 'o', 'l', 'a', 'f')
-local attempts = tonumber(s[4]) or 0
-if s[1] == 'sent' then
-  local d = redis.call('HMGET', KEYS[1], 'q', 'm', 'n', 't')
-  return {1, 0, tonumber(d[3]) or attempts, tonumber(d[4]) or 0, d[1] or '', d[2] or ''}
-end
-if s[1] == 'lease' and s[2] ~= ARGV[1] then
-  local leaseEnd = tonumber(s[3]) or 0
-  if leaseEnd > now then return {2, leaseEnd - now, attempts, 0} end
-end
-local wait = 0
-local interval = tonumber(ARGV[4])
-if interval > 0 then
-  local tat = tonumber(redis.call('GET', KEYS[2])) or now
-  if tat < now then tat = now end
-  local newTat = tat + interval
-  wait = newTat - interval * tonumber(ARGV[5]) - now
-  if wait > tonumber(ARGV[6]) then return {3, wait, attempts, 0} end
-  if wait < 0 then wait = 0 end
-  redis.call('SET', KEYS[2], string.format('%.0f', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1000)
-end
-local first = tonumber(s[5]) or now
-redis.call('HSET', KEYS[1], 's', 'lease', 'o', ARGV[1],
-  'l', string.format('%.0f', now + wait + tonumber(ARGV[2])), 'f', string.format('%.0f', first))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {0, wait, attempts, first}
-`)
 
-// markSentScript: KEYS[1] job hash; ARGV[1] ttl ms, ARGV[2] stream
-// sequence, ARGV[3] msgid, ARGV[4] attempts, ARGV[5] accepted at µs.
-var markSentScript = redis.NewScript(`
-redis.call('HSET', KEYS[1], 's', 'sent', 'q', ARGV[2], 'm', ARGV[3], 'n', ARGV[4], 't', ARGV[5])
-redis.call('HDEL', KEYS[1], 'o', 'l')
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-`)
-
-// failScript counts an attempt and releases the lease if ARGV[1] holds it.
-// KEYS[1] job hash; ARGV[1] owner, ARGV[2] ttl ms. Returns the attempts so far.
-var failScript = redis.NewScript(`
-local a = redis.call('HINCRBY', KEYS[1], 'a', 1)
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 's', 'idle')
-  redis.call('HDEL', KEYS[1], 'o', 'l')
+local function unlease(job, owner)
+  if redis.call('HGET', job, 'o') == owner then
+    redis.call('HSET', job, 's', 'idle')
+    redis.call('HDEL', job, 'o', 'l')
+  end
 end
-return a
-`)
 
-// releaseScript releases the lease if ARGV[1] holds it. KEYS[1] job hash.
-var releaseScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 's', 'idle')
-  redis.call('HDEL', KEYS[1], 'o', 'l')
+local function admit(job, rate, owner, lease, ttl, interval, burst, maxWait)
+  local s = redis.call('HMGET', job, 's', 'o', 'l', 'a', 'f')
+  local attempts = tonumber(s[4]) or 0
+  if s[1] == 'sent' then
+    local d = redis.call('HMGET', job, 'q', 'm', 'n', 't')
+    return {1, 0, tonumber(d[3]) or attempts, tonumber(d[4]) or 0, d[1] or '', d[2] or ''}
+  end
+  if s[1] == 'lease' and s[2] ~= owner then
+    local leaseEnd = tonumber(s[3]) or 0
+    if leaseEnd > now then return {2, leaseEnd - now, attempts, 0} end
+  end
+  local wait = 0
+  interval = tonumber(interval)
+  if interval > 0 then
+    local tat = tonumber(redis.call('GET', rate)) or now
+    if tat < now then tat = now end
+    local newTat = tat + interval
+    wait = newTat - interval * tonumber(burst) - now
+    if wait > tonumber(maxWait) then return {3, wait, attempts, 0} end
+    if wait < 0 then wait = 0 end
+    redis.call('SET', rate, string.format('%.0f', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1000)
+  end
+  local first = tonumber(s[5]) or now
+  redis.call('HSET', job, 's', 'lease', 'o', owner,
+    'l', string.format('%.0f', now + wait + tonumber(lease)), 'f', string.format('%.0f', first))
+  redis.call('PEXPIRE', job, ttl)
+  return {0, wait, attempts, first}
 end
-return 1
-`)
 
-var scripts = []*redis.Script{admitScript, markSentScript, failScript, releaseScript}
+local function markSent(job, ttl, seq, msgid, attempts, at)
+  redis.call('HSET', job, 's', 'sent', 'q', seq, 'm', msgid, 'n', attempts, 't', at)
+  redis.call('HDEL', job, 'o', 'l')
+  redis.call('PEXPIRE', job, ttl)
+  return 1
+end
+
+local function fail(job, owner, ttl)
+  local a = redis.call('HINCRBY', job, 'a', 1)
+  if redis.call('PTTL', job) < 0 then redis.call('PEXPIRE', job, ttl) end
+  unlease(job, owner)
+  return a
+end
+
+local function release(job, owner)
+  unlease(job, owner)
+  return 1
+end
+
+local results = {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local name = ARGV[a]
+  local ok, res
+  if name == 'admit' then
+    ok, res = pcall(admit, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 6))
+    k, a = k + 2, a + 7
+  elseif name == 'sent' then
+    ok, res = pcall(markSent, KEYS[k], unpack(ARGV, a + 1, a + 5))
+    k, a = k + 1, a + 6
+  elseif name == 'fail' then
+    ok, res = pcall(fail, KEYS[k], ARGV[a + 1], ARGV[a + 2])
+    k, a = k + 1, a + 3
+  elseif name == 'release' then
+    ok, res = pcall(release, KEYS[k], ARGV[a + 1])
+    k, a = k + 1, a + 2
+  else
+    return redis.error_reply('unknown operation ' .. name)
+  end
+  if not ok then
+    if type(res) == 'table' then res = res.err end
+    res = redis.error_reply(tostring(res))
+  end
+  results[#results + 1] = res
+end
+return results
+`)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,9 +30,9 @@ var _ worker.Store = (*Store)(nil)
 type Config struct {
 	// Prefix is prepended to every key; default "herald:".
 	Prefix string
-	// Flushers is how many pipelines may be in flight at once; default 4.
+	// Flushers is how many batches may be in flight at once; default 4.
 	Flushers int
-	// MaxBatch caps the operations in one pipeline; default 128.
+	// MaxBatch caps the operations in one batch; default 128.
 	MaxBatch int
 	// DedupTTL is the job state lifetime Fail restores if it was lost.
 	DedupTTL time.Duration
@@ -85,14 +84,15 @@ func (s *Store) rateKey(key string) string { return s.prefix + "rate:" + key }
 
 // Admit implements [worker.Store].
 func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, error) {
-	keys := []string{s.JobKey(c.Key), s.JobKey(c.Key)}
+	job := s.JobKey(c.Key)
+	keys := []string{job, job}
 	interval, burst := int64(0), 0
 	if c.Limit != nil && c.Limit.PerSecond > 0 {
 		keys[1] = s.rateKey(c.Limit.Key)
 		interval = int64(float64(time.Second/time.Microsecond) / c.Limit.PerSecond)
 		burst = max(c.Limit.Burst, 1)
 	}
-	res, err := s.do(ctx, admitScript, keys,
+	res, err := s.do(ctx, keys, opAdmit,
 		c.Owner, c.Lease.Microseconds(), c.TTL.Milliseconds(), interval, burst, c.MaxWait.Microseconds())
 	if err != nil {
 		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
@@ -115,7 +115,7 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	return a, nil
 }
 
-// alreadySent reads the delivery admitScript returns for a sent job.
+// alreadySent reads the delivery batchScript's admit returns for a sent job.
 func alreadySent(v []int64, res []any) worker.Admission {
 	a := worker.Admission{Status: worker.AlreadySent, Attempts: int(v[2])}
 	a.Delivered.Attempts = int(v[2])
@@ -132,7 +132,7 @@ func alreadySent(v []int64, res []any) worker.Admission {
 
 // MarkSent implements [worker.Store].
 func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.Delivery) error {
-	if _, err := s.do(ctx, markSentScript, []string{s.JobKey(key)}, ttl.Milliseconds(),
+	if _, err := s.do(ctx, []string{s.JobKey(key)}, opMarkSent, ttl.Milliseconds(),
 		d.Seq, d.MsgID, d.Attempts, d.At.UnixMicro()); err != nil {
 		return fmt.Errorf("mark sent %s: %w", key, err)
 	}
@@ -141,7 +141,7 @@ func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d w
 
 // Fail implements [worker.Store].
 func (s *Store) Fail(ctx context.Context, key, owner string) (int, error) {
-	res, err := s.do(ctx, failScript, []string{s.JobKey(key)}, owner, s.ttl.Milliseconds())
+	res, err := s.do(ctx, []string{s.JobKey(key)}, opFail, owner, s.ttl.Milliseconds())
 	if err != nil {
 		return 0, fmt.Errorf("count failure %s: %w", key, err)
 	}
@@ -154,14 +154,14 @@ func (s *Store) Fail(ctx context.Context, key, owner string) (int, error) {
 
 // Release implements [worker.Store].
 func (s *Store) Release(ctx context.Context, key, owner string) error {
-	if _, err := s.do(ctx, releaseScript, []string{s.JobKey(key)}, owner); err != nil {
+	if _, err := s.do(ctx, []string{s.JobKey(key)}, opRelease, owner); err != nil {
 		return fmt.Errorf("release %s: %w", key, err)
 	}
 	return nil
 }
 
 // Forget implements [worker.Store]. It is rare (dead letters only), so it
-// does not go through the pipeline.
+// does not go through the batches.
 func (s *Store) Forget(ctx context.Context, key string) error {
 	if err := s.rdb.Del(ctx, s.JobKey(key)).Err(); err != nil {
 		return fmt.Errorf("forget %s: %w", key, err)
@@ -177,20 +177,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// op is one script call waiting for a pipeline.
+// op is one operation of batchScript waiting for a batch: its keys, and its
+// name followed by its arguments.
 type op struct {
-	script *redis.Script
-	keys   []string
-	args   []any
-	done   chan struct{}
-	res    any
-	err    error
+	keys []string
+	args []any
+	done chan struct{}
+	res  any
+	err  error
 }
 
 var errClosed = errors.New("redis store closed")
 
-func (s *Store) do(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
-	o := &op{script: script, keys: keys, args: args, done: make(chan struct{})}
+// do hands one operation to the flushers and waits for its result: keys are
+// the operation's keys, args its name followed by its arguments.
+func (s *Store) do(ctx context.Context, keys []string, args ...any) (any, error) {
+	o := &op{keys: keys, args: args, done: make(chan struct{})}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
@@ -198,9 +200,9 @@ func (s *Store) do(ctx context.Context, script *redis.Script, keys []string, arg
 	case <-s.stop:
 		return nil, errClosed
 	}
-	// Once handed over the op always completes: the flusher's pipeline is
+	// Once handed over the op always completes: the flusher's command is
 	// bounded by the client's timeouts. Waiting for it keeps the caller from
-	// acting while its command may still change state.
+	// acting while its operation may still change state.
 	<-o.done
 	return o.res, o.err
 }
@@ -228,47 +230,36 @@ func (s *Store) flushLoop(maxBatch int) {
 	}
 }
 
-// flush runs batch as one pipeline. Scripts are called by SHA; when Redis
-// has lost them (a restart), they are loaded and the batch runs again once.
+// flush runs batch as one call of batchScript. The script is called by SHA;
+// when Redis has lost it (a restart), the batch runs again once with EVAL,
+// which sends the script and loads it. An operation's error reply is that
+// operation's error; a failed call is every operation's.
 func (s *Store) flush(batch []*op) {
-	ctx := context.Background()
-	cmds, err := s.exec(ctx, batch)
-	if err != nil && isNoScript(cmds) && s.loadScripts(ctx) == nil {
-		cmds, _ = s.exec(ctx, batch)
+	nkeys, nargs := 0, 0
+	for _, o := range batch {
+		nkeys += len(o.keys)
+		nargs += len(o.args)
 	}
-	// A failed pipeline sets its error on every command.
+	keys := make([]string, 0, nkeys)
+	args := make([]any, 0, nargs)
+	for _, o := range batch {
+		keys = append(keys, o.keys...)
+		args = append(args, o.args...)
+	}
+	res, err := batchScript.Run(context.Background(), s.rdb, keys, args...).Slice()
+	if err == nil && len(res) != len(batch) {
+		err = fmt.Errorf("unexpected reply: %d results for %d operations", len(res), len(batch))
+	}
 	for i, o := range batch {
-		o.res, o.err = cmds[i].Result()
+		if err != nil {
+			o.err = err
+		} else if e, ok := res[i].(error); ok {
+			o.err = e
+		} else {
+			o.res = res[i]
+		}
 		close(o.done)
 	}
-}
-
-func (s *Store) exec(ctx context.Context, batch []*op) ([]*redis.Cmd, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, o := range batch {
-		cmds[i] = o.script.EvalSha(ctx, pipe, o.keys, o.args...)
-	}
-	_, err := pipe.Exec(ctx)
-	return cmds, err
-}
-
-func (s *Store) loadScripts(ctx context.Context) error {
-	for _, sc := range scripts {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("load script: %w", err)
-		}
-	}
-	return nil
-}
-
-func isNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			return true
-		}
-	}
-	return false
 }
 
 func ints(res any, n int) ([]int64, error) {

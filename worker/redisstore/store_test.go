@@ -3,8 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +41,7 @@ func TestStoreContract(t *testing.T) {
 	})
 }
 
-func TestScriptsReloadAfterRedisForgetsThem(t *testing.T) {
+func TestScriptReloadsAfterRedisForgetsIt(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := context.Background()
@@ -56,21 +56,19 @@ func TestScriptsReloadAfterRedisForgetsThem(t *testing.T) {
 	}
 }
 
-func TestConcurrentOperationsArePipelined(t *testing.T) {
+func TestConcurrentOperationsAreBatched(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := context.Background()
-	// Load the scripts first so the count below is only the jobs' commands.
+	// Load the script first so the count below is only the jobs' commands.
 	if _, err := s.Admit(ctx, claim("warm", "o")); err != nil {
 		t.Fatal(err)
 	}
-	var pipelines atomic.Int64
-	b.rdb.AddHook(pipelineCounter{&pipelines})
 	if err := b.rdb.ConfigResetStat(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// Hold Redis for a moment so the admissions queue up behind the first
-	// pipelines, as they do under load.
+	// batches, as they do under load.
 	if err := b.rdb.ClientPause(ctx, 300*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,23 +88,63 @@ func TestConcurrentOperationsArePipelined(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := b.redis.Calls(t, "evalsha"); got != jobs {
-		t.Errorf("Redis ran %d EVALSHA for %d admissions, want one each", got, jobs)
-	}
-	// 4 flushers each take one op, then the rest in batches of up to 128.
-	if got := pipelines.Load(); got > 4+2*(jobs/128+1) {
-		t.Errorf("%d admissions took %d pipelines, want them batched", jobs, got)
+	// 4 flushers each take one op, then the rest in batches of up to 128,
+	// each batch one EVALSHA.
+	if got := b.redis.Calls(t, "evalsha"); got > 4+2*(jobs/128+1) {
+		t.Errorf("%d admissions took %d EVALSHA, want them batched", jobs, got)
 	}
 }
 
-type pipelineCounter struct{ n *atomic.Int64 }
+func TestFailingOperationLeavesTheRestOfItsBatch(t *testing.T) {
+	t.Parallel()
+	st, b := setup(t)
+	ctx := context.Background()
+	if err := b.rdb.Set(ctx, st.JobKey("wechat:default:bad"), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A store without flushers: the test takes the operations off its queue
+	// and flushes them as one batch.
+	s := &Store{rdb: b.rdb, prefix: st.prefix, ttl: time.Hour, ops: make(chan *op), stop: make(chan struct{})}
+	sent := worker.Delivery{Seq: 7, MsgID: "m7", Attempts: 1, At: time.UnixMicro(1_800_000_000_000_000)}
+	var (
+		wg                       sync.WaitGroup
+		good, bad                worker.Admission
+		attempts                 int
+		errGood, errBad          error
+		errSent, errFail, errRel error
+	)
+	wg.Go(func() { good, errGood = s.Admit(ctx, claim("wechat:default:good", "o")) })
+	wg.Go(func() { bad, errBad = s.Admit(ctx, claim("wechat:default:bad", "o")) })
+	wg.Go(func() { errSent = s.MarkSent(ctx, "wechat:default:sent", time.Hour, sent) })
+	wg.Go(func() { attempts, errFail = s.Fail(ctx, "wechat:default:failed", "o") })
+	wg.Go(func() { errRel = s.Release(ctx, "wechat:default:released", "o") })
+	batch := make([]*op, 5)
+	for i := range batch {
+		batch[i] = <-s.ops
+	}
+	s.flush(batch)
+	wg.Wait()
 
-func (pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
+	if errBad == nil || !strings.Contains(errBad.Error(), "WRONGTYPE") {
+		t.Errorf("Admit of a key holding a string = %+v, %v; want a WRONGTYPE error", bad, errBad)
+	}
+	if errGood != nil || good.Status != worker.Claimed {
+		t.Errorf("Admit in the same batch = %+v, %v; want Claimed", good, errGood)
+	}
+	if errSent != nil {
+		t.Errorf("MarkSent in the same batch: %v", errSent)
+	}
+	if errFail != nil || attempts != 1 {
+		t.Errorf("Fail in the same batch = %d, %v; want 1", attempts, errFail)
+	}
+	if errRel != nil {
+		t.Errorf("Release in the same batch: %v", errRel)
+	}
+	if a, err := st.Admit(ctx, claim("wechat:default:sent", "o2")); err != nil || a.Status != worker.AlreadySent || a.Delivered != sent {
+		t.Errorf("Admit after the batch's MarkSent = %+v, %v; want AlreadySent with %+v", a, err, sent)
+	}
+	if v, err := b.rdb.Get(ctx, st.JobKey("wechat:default:bad")).Result(); err != nil || v != "not a hash" {
+		t.Errorf("the failing operation's key = %q, %v; want it untouched", v, err)
 	}
 }
 
