@@ -526,10 +526,16 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 		if now.After(deadline) {
 			return f, nil, fmt.Errorf("%d jobs still queued at the deadline", left)
 		}
+		// Polling costs nats-server and this process CPU the consumers
+		// share: poll slowly while much is left, finely near the end.
+		poll := 50 * time.Millisecond
+		if left < int64(r.o.Jobs)/20+100 {
+			poll = 2 * time.Millisecond
+		}
 		select {
 		case <-ctx.Done():
 			return f, nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond): // polling the server's state
+		case <-time.After(poll):
 		}
 	}
 	sample()
