@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/worker"
 )
 
 // BaselineOptions configure the bare consumer.
@@ -78,7 +79,10 @@ func RunBaseline(ctx context.Context, o BaselineOptions) error {
 	}
 	sendURL := base + "/cgi-bin/message/subscribe/send?access_token=" + url.QueryEscape(token)
 
-	iter, err := cons.Messages()
+	// The same pull settings as herald's worker: with the defaults a
+	// stalled iterator waits 30 s for a heartbeat, which measures the
+	// stall, not the consumer.
+	iter, err := cons.Messages(worker.PullOptions(min(o.Concurrency, 512))...)
 	if err != nil {
 		return fmt.Errorf("baseline: messages: %w", err)
 	}

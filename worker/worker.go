@@ -181,10 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", w.cfg.Consumer, w.cfg.Stream, err)
 	}
-	iter, err := cons.Messages(
-		jetstream.PullMaxMessages(w.cfg.PullBatch),
-		jetstream.PullExpiry(5*time.Second),
-	)
+	iter, err := cons.Messages(PullOptions(w.cfg.PullBatch)...)
 	if err != nil {
 		return fmt.Errorf("pull from %s: %w", w.cfg.Consumer, err)
 	}
@@ -291,6 +288,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	healthWG.Wait()
 	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance), zap.Error(runErr))
 	return runErr
+}
+
+// PullOptions are the pull iterator's settings for batch messages kept
+// requested ahead. Pull requests expire after 5 s. The server sends a
+// heartbeat every 500 ms while a request waits with nothing to deliver, and
+// two missed heartbeats make the client forget what it thinks is still
+// requested and ask again: when the client's count of requested messages
+// drifts above the server's, the iterator waits for messages that will
+// never come, and this bounds that wait to a second instead of the
+// 2 × 2.5 s the defaults give.
+func PullOptions(batch int) []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{
+		jetstream.PullMaxMessages(batch),
+		jetstream.PullExpiry(5 * time.Second),
+		jetstream.PullHeartbeat(500 * time.Millisecond),
+	}
 }
 
 // delivery is one message being handled.
