@@ -220,13 +220,6 @@ func TestDeadLetterPublishFailureKeepsTheJob(t *testing.T) {
 func TestInvalidatedTokenIsRefreshedOnceForAllReplicas(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sandbox.Options{})
-	b.startWorker(t, testConfig("w1"))
-	b.startWorker(t, testConfig("w2"))
-	first := ids("tk1", 20)
-	for _, id := range first {
-		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
-	}
-	b.events.waitFor(t, 10*time.Second, "first batch", func(ev *events) bool { return ev.settled(first) })
 	fetches := func() int64 {
 		var n int64
 		for _, v := range b.sandbox.Stats()["wechat"].TokenFetches {
@@ -234,6 +227,15 @@ func TestInvalidatedTokenIsRefreshedOnceForAllReplicas(t *testing.T) {
 		}
 		return n
 	}
+	b.startWorker(t, testConfig("w1"))
+	b.startWorker(t, testConfig("w2"))
+	// The replicas get the token before any job arrives.
+	eventually(t, 10*time.Second, "token fetched at start", func() bool { return fetches() == 1 })
+	first := ids("tk1", 20)
+	for _, id := range first {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	b.events.waitFor(t, 10*time.Second, "first batch", func(ev *events) bool { return ev.settled(first) })
 	if n := fetches(); n != 1 {
 		t.Fatalf("%d token fetches for two replicas, want 1", n)
 	}

@@ -17,6 +17,14 @@ type Sender interface {
 	Send(ctx context.Context, j job.Job) (job.Result, error)
 }
 
+// Warmer is a Sender that can get ready for its first call, e.g. by
+// getting an access token. The worker warms its senders before it pulls:
+// the first jobs after a start do not all wait on one token fetch, and a
+// wrong secret or an unreachable token endpoint shows in the log at start.
+type Warmer interface {
+	Warm(ctx context.Context) error
+}
+
 // Route names one platform app.
 type Route struct {
 	Platform string

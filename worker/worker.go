@@ -181,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", w.cfg.Consumer, w.cfg.Stream, err)
 	}
+	w.warm(ctx)
 	iter, err := cons.Messages(PullOptions(w.cfg.PullBatch)...)
 	if err != nil {
 		return fmt.Errorf("pull from %s: %w", w.cfg.Consumer, err)
@@ -288,6 +289,25 @@ func (w *Worker) Run(ctx context.Context) error {
 	healthWG.Wait()
 	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance), zap.Error(runErr))
 	return runErr
+}
+
+// warm readies every sender that can be, within one request timeout. A
+// sender that cannot is only logged: its first job will try again.
+func (w *Worker) warm(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for route, s := range w.senders {
+		if wr, ok := s.(Warmer); ok {
+			wg.Go(func() {
+				if err := wr.Warm(ctx); err != nil {
+					w.log.Warn("sender not warmed", zap.String("platform", route.Platform),
+						zap.String("app", route.App), zap.Error(err))
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // PullOptions are the pull iterator's settings for batch messages kept

@@ -139,6 +139,13 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 // AppID is the WeChat appid the client sends for.
 func (c *Client) AppID() string { return c.cfg.AppID }
 
+// Warm gets an access token, so the first send need not wait for one.
+// It implements worker.Warmer.
+func (c *Client) Warm(ctx context.Context) error {
+	_, err := c.tokens.get(ctx)
+	return err
+}
+
 // sendRequest is the subscribeMessage.send body (platform-apis A.1).
 type sendRequest struct {
 	ToUser           string               `json:"touser"`

@@ -455,3 +455,37 @@ func TestRegistererCountsTokenFetches(t *testing.T) {
 		t.Fatalf("herald_token_refreshes_total = %v, want ok=1 error=0", got)
 	}
 }
+
+func TestWarmGetsTheTokenBeforeTheFirstSend(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	c := b.client(t, nil)
+	if err := c.Warm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.fetches(); n != 1 {
+		t.Fatalf("token fetches after Warm = %d, want 1", n)
+	}
+	if _, err := c.Send(context.Background(), newJob("o1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.fetches(); n != 1 {
+		t.Errorf("token fetches after the first send = %d, want still 1", n)
+	}
+}
+
+func TestWarmReportsAnUnreachableTokenEndpoint(t *testing.T) {
+	t.Parallel()
+	cfg := wechat.Config{AppID: "wx1", AppSecret: "s3cret", BaseURL: "http://127.0.0.1:1", Timeout: time.Second}
+	c, err := wechat.New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Warm(context.Background())
+	if err == nil {
+		t.Fatal("Warm against a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error leaks the secret: %v", err)
+	}
+}
