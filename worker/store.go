@@ -10,8 +10,8 @@ import (
 // (package redisstore), in-process for a single replica (package memstore).
 //
 // Admission is one call, not a Deduper and a Limiter, so that the happy path
-// costs two store commands per job (Admit, MarkSent) and implementations can
-// pipeline them across concurrent jobs. See docs/design.md.
+// costs two store operations per job (Admit, MarkSent) and implementations
+// can batch them across concurrent jobs. See docs/design.md.
 type Store interface {
 	// Admit checks the job's dedup state and, when it is free, reserves a
 	// rate-limit slot and takes the lease, all at once.
