@@ -11,8 +11,9 @@
 //     publish naks the job; it is never dropped.
 //   - At most Config.Concurrency provider calls are in flight; the claim,
 //     any rate-limit wait and the call hold a call slot, settling the
-//     outcome does not. At most Concurrency + PullBatch messages are held,
-//     and a slot is taken before a message is pulled.
+//     outcome does not. At most Concurrency + PullBatch messages are held:
+//     a fixed pool of that many handlers each pulls a message only when
+//     it is free.
 //   - Attempts are counted in the Store, per job, only for provider calls
 //     that failed transiently. Rate-limit waits, quota holds, paused apps,
 //     busy leases and redeliveries after a crash spend none.

@@ -203,79 +203,34 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.health.run(healthCtx)
 	}()
 
-	// A fixed pool of handlers, one per message the worker may hold: a
-	// goroutine per message would grow a fresh stack for every job. A slot
-	// is taken before a message is pulled, so a handler is always free for
-	// it.
+	// A fixed pool of handlers, one per message the worker may hold. Each
+	// pulls its next message itself, when it is free: no dispatcher
+	// goroutine has to be scheduled between the iterator and the handlers
+	// (with thousands of runnable goroutines it would be the bottleneck),
+	// and no goroutine per message grows a fresh stack for every job.
 	held := w.cfg.Concurrency + w.cfg.PullBatch
-	slots := make(chan struct{}, held)
-	work := make(chan jetstream.Msg)
-	var handlers sync.WaitGroup
-	for range held {
-		handlers.Go(func() {
-			for msg := range work {
-				w.handle(jobCtx, msg)
-				<-slots
-			}
-		})
+	var (
+		handlers sync.WaitGroup
+		stopOnce sync.Once
+		runErr   error // why pulling stopped, if not shutdown
+	)
+	stop := func(err error) {
+		stopOnce.Do(func() { runErr = err })
+		iter.Stop()
 	}
-	var runErr error // why pulling stopped, if not shutdown
 	w.log.Info("worker started",
 		zap.String("instance", w.cfg.Instance), zap.String("stream", w.cfg.Stream),
 		zap.String("consumer", w.cfg.Consumer), zap.Int("concurrency", w.cfg.Concurrency))
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		if err := w.health.waitUp(ctx); err != nil {
-			<-slots
-			continue
-		}
-		msg, err := iter.Next()
-		if err != nil {
-			<-slots
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			if errors.Is(err, jetstream.ErrConsumerDeleted) {
-				// Nothing will arrive again: stop, so the process restarts
-				// and recreates the consumer.
-				runErr = fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
-				break
-			}
-			// Missed heartbeats while NATS reconnects, a consumer being
-			// recreated: the iterator recovers by itself. Do not spin.
-			w.log.Warn("pull", zap.Error(err))
-			select {
-			case <-time.After(250 * time.Millisecond):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		if ctx.Err() != nil {
-			// Pulled after shutdown began: hand it back untouched.
-			_ = msg.Nak()
-			<-slots
-			continue
-		}
-		work <- msg
-	}
-	close(work)
-
-	// Hand back whatever the client buffered but we never started.
-	iter.Drain()
-	for {
-		msg, err := iter.Next()
-		if err != nil {
-			break
-		}
-		_ = msg.Nak()
+	for range held {
+		handlers.Go(func() { w.pullAndHandle(ctx, jobCtx, iter, stop) })
 	}
 
 	done := make(chan struct{})
 	go func() { handlers.Wait(); close(done) }()
+	select {
+	case <-ctx.Done(): // shutdown: the iterator drains, handlers finish
+	case <-done: // the iterator stopped by itself
+	}
 	timer := time.NewTimer(w.cfg.ShutdownGrace)
 	defer timer.Stop()
 	select {
@@ -289,6 +244,39 @@ func (w *Worker) Run(ctx context.Context) error {
 	healthWG.Wait()
 	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance), zap.Error(runErr))
 	return runErr
+}
+
+// pullAndHandle is one handler: it takes the next message when it is free
+// and handles it, until the iterator is closed. Once ctx ends (the iterator
+// is draining) the messages the client still buffers are handed back
+// untouched.
+func (w *Worker) pullAndHandle(ctx, jobCtx context.Context, iter jetstream.MessagesContext, stop func(error)) {
+	for {
+		// Store down: pull nothing until it is back (or shutdown drains).
+		_ = w.health.waitUp(ctx)
+		msg, err := iter.Next()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return
+		case errors.Is(err, jetstream.ErrConsumerDeleted):
+			// Nothing will arrive again: stop, so the process restarts and
+			// recreates the consumer.
+			stop(fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err))
+			return
+		case err != nil:
+			// Missed heartbeats while NATS reconnects, a consumer being
+			// recreated: the iterator recovers by itself. Do not spin.
+			w.log.Warn("pull", zap.Error(err))
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		case ctx.Err() != nil:
+			_ = msg.Nak()
+		default:
+			w.handle(jobCtx, msg)
+		}
+	}
 }
 
 // warm readies every sender that can be, within one request timeout. A

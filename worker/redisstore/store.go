@@ -19,9 +19,15 @@ type Store struct {
 	prefix string
 	ttl    time.Duration // used by Fail when a job hash lost its expiry
 
-	ops  chan *op
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// ops is buffered: a caller hands its operation over without waiting
+	// for a flusher to be scheduled, which with thousands of busy
+	// goroutines is what a handover costs; a flusher takes whatever has
+	// queued when it runs.
+	ops    chan *op
+	stop   chan struct{}
+	mu     sync.RWMutex // closed, against operations queued after Close
+	closed bool
+	wg     sync.WaitGroup
 }
 
 var _ worker.Store = (*Store)(nil)
@@ -30,9 +36,9 @@ var _ worker.Store = (*Store)(nil)
 type Config struct {
 	// Prefix is prepended to every key; default "herald:".
 	Prefix string
-	// Flushers is how many batches may be in flight at once; default 4.
+	// Flushers is how many batches may be in flight at once; default 8.
 	Flushers int
-	// MaxBatch caps the operations in one batch; default 128.
+	// MaxBatch caps the operations in one batch; default 256.
 	MaxBatch int
 	// DedupTTL is the job state lifetime Fail restores if it was lost.
 	DedupTTL time.Duration
@@ -43,10 +49,10 @@ func (c *Config) setDefaults() {
 		c.Prefix = "herald:"
 	}
 	if c.Flushers <= 0 {
-		c.Flushers = 4
+		c.Flushers = 8
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 128
+		c.MaxBatch = 256
 	}
 	if c.DedupTTL <= 0 {
 		c.DedupTTL = 24 * time.Hour
@@ -61,7 +67,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 		rdb:    rdb,
 		prefix: cfg.Prefix,
 		ttl:    cfg.DedupTTL,
-		ops:    make(chan *op),
+		ops:    make(chan *op, 2*cfg.Flushers*cfg.MaxBatch),
 		stop:   make(chan struct{}),
 	}
 	for range cfg.Flushers {
@@ -73,8 +79,20 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 
 // Close stops the flushers. Operations still queued fail.
 func (s *Store) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	for {
+		select {
+		case o := <-s.ops:
+			o.err = errClosed
+			close(o.done)
+		default:
+			return
+		}
+	}
 }
 
 // JobKey is the Redis key of a job's state.
@@ -193,13 +211,18 @@ var errClosed = errors.New("redis store closed")
 // the operation's keys, args its name followed by its arguments.
 func (s *Store) do(ctx context.Context, keys []string, args ...any) (any, error) {
 	o := &op{keys: keys, args: args, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, errClosed
+	}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
+		s.mu.RUnlock()
 		return nil, ctx.Err()
-	case <-s.stop:
-		return nil, errClosed
 	}
+	s.mu.RUnlock()
 	// Once handed over the op always completes: the flusher's command is
 	// bounded by the client's timeouts. Waiting for it keeps the caller from
 	// acting while its operation may still change state.
