@@ -9,11 +9,11 @@
 //     marker is written (or could not be, after retries: see docs/design.md),
 //     or the dead letter was stored with a publish ack. A failed dead-letter
 //     publish naks the job; it is never dropped.
-//   - At most Config.Concurrency provider calls are in flight; the claim,
-//     any rate-limit wait and the call hold a call slot, settling the
-//     outcome does not. At most Concurrency + PullBatch messages are held:
-//     a fixed pool of that many handlers each pulls a message only when
-//     it is free.
+//   - At most Config.Concurrency provider calls are in flight; only the
+//     call holds a call slot, not the claim, the rate-limit wait or
+//     settling the outcome. At most Concurrency + PullBatch messages are
+//     held: a fixed pool of that many handlers each pulls a message only
+//     when it is free.
 //   - Attempts are counted in the Store, per job, only for provider calls
 //     that failed transiently. Rate-limit waits, quota holds, paused apps,
 //     busy leases and redeliveries after a crash spend none.

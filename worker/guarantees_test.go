@@ -304,3 +304,38 @@ func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
 		t.Fatalf("receipt %+v, want the frozen delivery's msgid %s and 1 attempt, from the healthy replica", r, acc[0].MsgID)
 	}
 }
+
+// A job waiting out its rate-limit slot holds no call slot: with one call
+// slot, a job of another template is sent while a limited one waits.
+func TestRateLimitWaitHoldsNoCallSlot(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	cfg := testConfig("w1")
+	cfg.Concurrency = 1 // one call slot, two handlers
+	cfg.RateLimit = func(platform, app, tpl string) (worker.Limit, bool) {
+		return worker.Limit{Key: platform + ":" + app + ":" + tpl, PerSecond: 0.5, Burst: 1}, tpl == "tpl"
+	}
+	b.startWorker(t, cfg)
+	// The first limited job takes the burst; the second waits about 2 s.
+	b.publishRaw(t, "notify.send.wechat", jobJSON("lim1", "user-lim1", nil))
+	b.events.waitFor(t, 10*time.Second, "first limited job", func(ev *events) bool { return ev.settled([]string{"lim1"}) })
+	b.publishRaw(t, "notify.send.wechat", jobJSON("lim2", "user-lim2", nil))
+	eventually(t, 10*time.Second, "the second limited job taken and waiting", func() bool {
+		c, err := b.js.Consumer(context.Background(), "NOTIFY_SEND", "herald-worker")
+		if err != nil {
+			return false
+		}
+		ci := c.CachedInfo()
+		return ci.NumPending == 0 && ci.NumAckPending == 1
+	})
+	b.publishRaw(t, "notify.send.wechat", strings.Replace(jobJSON("free", "user-free", nil), `"tpl"`, `"other"`, 1))
+	b.events.waitFor(t, 10*time.Second, "both jobs", func(ev *events) bool { return ev.settled([]string{"lim2", "free"}) })
+	order := map[string]time.Time{}
+	for _, m := range b.sandbox.Accepted() {
+		order[m.ToUser] = m.At
+	}
+	if !order["user-free"].Before(order["user-lim2"]) {
+		t.Fatalf("the unlimited job was sent at %v, after the waiting limited one at %v: the wait held the call slot",
+			order["user-free"], order["user-lim2"])
+	}
+}

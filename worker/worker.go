@@ -379,29 +379,27 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	select {
-	case w.calls <- struct{}{}:
-	case <-ctx.Done():
-		w.handBack(d, outcomeHandedBack, 0, "shutdown before the call")
-		return
-	}
-	res, err, called := w.call(ctx, d, sender)
-	<-w.calls
-	if called {
-		w.settle(ctx, d, g, res, err)
-	}
-}
-
-// call claims the job and makes the provider call, holding a call slot.
-// It reports whether the call was made; if not, the job is already settled.
-func (w *Worker) call(ctx context.Context, d *delivery, sender Sender) (job.Result, error, bool) {
 	if !w.admit(ctx, d) {
-		return job.Result{}, nil, false
+		return
 	}
 	if d.j.Expired(w.now()) {
 		w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
-		return job.Result{}, nil, false
+		return
 	}
+	select {
+	case w.calls <- struct{}{}:
+	case <-ctx.Done():
+		w.release(d)
+		w.handBack(d, outcomeHandedBack, 0, "shutdown before the call")
+		return
+	}
+	res, err := w.call(ctx, d, sender)
+	<-w.calls
+	w.settle(ctx, d, g, res, err)
+}
+
+// call makes the provider call; the caller holds a call slot.
+func (w *Worker) call(ctx context.Context, d *delivery, sender Sender) (job.Result, error) {
 	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 	start := time.Now()
 	res, err := sender.Send(callCtx, d.j)
@@ -412,16 +410,18 @@ func (w *Worker) call(ctx context.Context, d *delivery, sender Sender) (job.Resu
 	}
 	w.m.sendSeconds.WithLabelValues(d.j.Platform, outcome).Observe(time.Since(start).Seconds())
 	d.attempts++
-	return res, err, true
+	return res, err
 }
 
 // admit claims the job in the store and waits out its rate-limit slot. It
 // reports whether the caller should go on and send.
 func (w *Worker) admit(ctx context.Context, d *delivery) bool {
 	c := Claim{
-		Key:     d.j.Key(),
-		Owner:   d.owner,
-		Lease:   w.cfg.RequestTimeout + w.cfg.MaxRateWait + 5*time.Second,
+		Key:   d.j.Key(),
+		Owner: d.owner,
+		// The rate-limit wait, the wait for a call slot (at most about one
+		// request timeout: every call ends by then), the call, and margin.
+		Lease:   w.cfg.MaxRateWait + 2*w.cfg.RequestTimeout + 5*time.Second,
 		TTL:     w.cfg.DedupTTL,
 		MaxWait: w.cfg.MaxRateWait,
 	}
