@@ -28,17 +28,7 @@ func TestBench(t *testing.T) {
 	if _, err := exec.LookPath("nats-server"); err != nil {
 		t.Skip("nats-server is not on PATH")
 	}
-	var out, errOut bytes.Buffer
-	environ := append(os.Environ(), asHeraldEnv+"=1")
-	err := run(t.Context(), []string{"bench", "--jobs", "500", "--concurrency", "64", "--dead-letter-ratio", "0.1", "--json"},
-		environ, strings.NewReader(""), &out, &errOut)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, errOut.String())
-	}
-	var res bench.Result
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("decode %q: %v", out.String(), err)
-	}
+	res, progress := runBench(t, "--jobs", "500", "--concurrency", "64", "--dead-letter-ratio", "0.1")
 	if res.Ratio <= 0 || res.Bare.JobsPerSec <= 0 || res.Herald.JobsPerSec <= 0 {
 		t.Errorf("ratio %v, bare %v jobs/s, herald %v jobs/s: want all positive", res.Ratio, res.Bare.JobsPerSec, res.Herald.JobsPerSec)
 	}
@@ -55,8 +45,8 @@ func TestBench(t *testing.T) {
 	if res.Herald.RedisPerJob <= 0 || res.Herald.RedisPerJob > 3 {
 		t.Errorf("herald Redis commands per delivered job = %v, want above 0 and at most 3: Admit and MarkSent share batches with other jobs", res.Herald.RedisPerJob)
 	}
-	if !strings.Contains(errOut.String(), "bench: herald:") {
-		t.Errorf("no progress on stderr:\n%s", errOut.String())
+	if !strings.Contains(progress, "bench: herald:") {
+		t.Errorf("no progress on stderr:\n%s", progress)
 	}
 }
 
@@ -69,21 +59,11 @@ func TestBenchRateLimit(t *testing.T) {
 		t.Skip("nats-server is not on PATH")
 	}
 	const limit, burst = 200, 20
-	var out, errOut bytes.Buffer
-	environ := append(os.Environ(), asHeraldEnv+"=1")
-	err := run(t.Context(), []string{"bench", "--rate-limit", "200", "--rate-burst", "20", "--replicas", "2",
-		"--window", "3s", "--jobs", "1000", "--concurrency", "64", "--json"},
-		environ, strings.NewReader(""), &out, &errOut)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, errOut.String())
-	}
-	var res bench.Result
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("decode %q: %v", out.String(), err)
-	}
+	res, _ := runBench(t, "--rate-limit", "200", "--rate-burst", "20", "--replicas", "2",
+		"--window", "3s", "--jobs", "1000", "--concurrency", "64")
 	rf := res.RateLimit
 	if rf == nil {
-		t.Fatalf("no rate_limit in %s", out.String())
+		t.Fatalf("no rate_limit in %+v", res)
 	}
 	t.Logf("sent %.1f/s over %.1fs (%+.2f%%), at most %d in 1s", rf.SentPerSec, rf.WindowSeconds, rf.DeviationPct, rf.Max1s)
 	if res.Ratio != 0 || res.Bare.JobsPerSec != 0 || !strings.Contains(res.Note, "bare consumer has no rate limit") {
@@ -108,4 +88,22 @@ func TestBenchRateLimit(t *testing.T) {
 	if rf.Max1sAligned <= 0 || rf.Max1sAligned > rf.Max1s {
 		t.Errorf("most sends in a clock second = %d, want between 1 and the sliding window's %d", rf.Max1sAligned, rf.Max1s)
 	}
+}
+
+// runBench runs herald bench with args and --json, and returns its result
+// and its progress output.
+func runBench(t *testing.T, args ...string) (bench.Result, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	environ := append(os.Environ(), asHeraldEnv+"=1")
+	err := run(t.Context(), append(append([]string{"bench"}, args...), "--json"),
+		environ, strings.NewReader(""), &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errOut.String())
+	}
+	var res bench.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("decode %q: %v", out.String(), err)
+	}
+	return res, errOut.String()
 }
