@@ -234,6 +234,12 @@ func (s *Store) flushLoop(maxBatch int) {
 	defer s.wg.Done()
 	batch := make([]*op, 0, maxBatch)
 	for {
+		// Once stopping, take nothing more: Close fails what is queued.
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
 		select {
 		case o := <-s.ops:
 			batch = append(batch[:0], o)

@@ -164,3 +164,50 @@ func TestRedisDownIsAnErrorAndRecovers(t *testing.T) {
 		t.Fatalf("Admit after restart = %+v, %v", a, err)
 	}
 }
+
+// Close fails the operations still queued instead of leaving their callers
+// waiting, lets the batch in flight finish, and refuses later operations.
+func TestCloseFailsQueuedOperations(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	rdb := r.Client(t)
+	s := New(rdb, Config{Flushers: 1, MaxBatch: 1})
+	ctx := context.Background()
+	// Hold the one flusher in its batch: Redis answers no client for a while.
+	if err := r.Client(t).Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 // one in the flusher, two queued: the queue holds 2 × Flushers × MaxBatch
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.Admit(ctx, claim(fmt.Sprintf("wechat:default:close%d", i), "o"))
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.ops) < n-1 { // one taken by the flusher, the rest queued
+		if time.Now().After(deadline) {
+			t.Fatalf("%d operations queued, want %d", len(s.ops), n-1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Close()
+	var closed, done int
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			done++
+		case strings.Contains(err.Error(), errClosed.Error()):
+			closed++
+		default:
+			t.Errorf("operation failed with %v, want success or %v", err, errClosed)
+		}
+	}
+	if done != 1 || closed != n-1 {
+		t.Errorf("%d operations completed and %d failed as closed, want 1 and %d", done, closed, n-1)
+	}
+	if _, err := s.Admit(ctx, claim("wechat:default:after", "o")); err == nil || !strings.Contains(err.Error(), errClosed.Error()) {
+		t.Errorf("Admit after Close = %v, want %v", err, errClosed)
+	}
+}
