@@ -49,9 +49,8 @@ type Config struct {
 	BreakerCooldown time.Duration
 	BreakerMax      time.Duration
 	// PullBatch is how many messages the pull iterator keeps requested
-	// ahead of the handlers; Concurrency, at most 512. A small batch with
-	// one fetching goroutine leaves slots idle between pull round trips
-	// and, under load, the iterator stalls until a heartbeat times out.
+	// ahead of the handlers; Concurrency, at most 512. A small batch leaves
+	// handlers idle between pull round trips.
 	// The worker also holds up to PullBatch messages beyond Concurrency:
 	// jobs being claimed, waiting for a call slot, or being settled after
 	// their call (sent marker, receipt, ack), so that those steps overlap
@@ -272,6 +271,7 @@ func (w *Worker) pullAndHandle(ctx, jobCtx context.Context, iter jetstream.Messa
 			case <-ctx.Done():
 			}
 		case ctx.Err() != nil:
+			// Pulled after shutdown began: hand it back untouched.
 			_ = msg.Nak()
 		default:
 			w.handle(jobCtx, msg)
@@ -322,7 +322,7 @@ type delivery struct {
 	platform string // from the subject: the job may not say
 	owner    string
 	base     *zap.Logger
-	log      *zap.Logger // base with the job's fields; see logger
+	log      *zap.Logger // base with the job's fields, built by logAt
 
 	claimed  bool // we hold the job's lease in the store
 	attempts int
