@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/heraldhq/herald/internal/httpclient"
 )
 
 // Validate reports every problem with c at once, joined, each naming its
@@ -257,15 +259,9 @@ func validRedisDB(path string) bool {
 }
 
 func validateHTTPURL(p *problems, key, s string) {
-	u, err := url.Parse(s)
-	switch {
-	case s == "":
+	if s == "" {
 		p.add(key, "required")
-	case err != nil:
-		p.add(key, "not a valid URL")
-	case u.Scheme != "https" && u.Scheme != "http":
-		p.add(key, "scheme must be https or http")
-	case u.Host == "":
-		p.add(key, "host required")
+	} else if err := httpclient.CheckURL(s); err != nil {
+		p.add(key, "%s", err)
 	}
 }

@@ -4,7 +4,9 @@
 package httpclient
 
 import (
+	"errors"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -29,3 +31,18 @@ func New(timeout time.Duration) *http.Client {
 
 // maxIdlePerHost is above any sensible worker concurrency.
 const maxIdlePerHost = 1 << 16
+
+// CheckURL reports why s is not an http(s) URL with a host, or nil. The
+// config and the providers judge platform endpoints by this one rule.
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a valid URL")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return errors.New("scheme must be https or http")
+	case u.Host == "":
+		return errors.New("host required")
+	}
+	return nil
+}

@@ -3,8 +3,9 @@ package alipay
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
+
+	"github.com/heraldhq/herald/internal/httpclient"
 )
 
 // DefaultGateway is Alipay's OpenAPI v2 gateway.
@@ -66,8 +67,8 @@ func (c Config) Validate() error {
 	if c.AlipayPublicKey == "" {
 		errs = append(errs, errors.New("alipay_public_key is required"))
 	}
-	if u, err := url.Parse(c.Gateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, errors.New("gateway is not an http(s) URL"))
+	if err := httpclient.CheckURL(c.Gateway); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
 	}
 	switch c.Recipient {
 	case RecipientOpenID, RecipientUserID:

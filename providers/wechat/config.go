@@ -3,8 +3,9 @@ package wechat
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
+
+	"github.com/heraldhq/herald/internal/httpclient"
 )
 
 // Token endpoints. See platform-apis A.4: both fetch in normal mode; they are
@@ -54,8 +55,8 @@ func (c Config) Validate() error {
 	if c.AppSecret == "" {
 		errs = append(errs, errors.New("app_secret is required"))
 	}
-	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("base_url %q is not an http(s) URL", c.BaseURL))
+	if err := httpclient.CheckURL(c.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("base_url %q: %w", c.BaseURL, err))
 	}
 	switch c.TokenEndpoint {
 	case EndpointStableToken, EndpointToken:
