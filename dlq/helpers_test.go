@@ -1,7 +1,6 @@
 package dlq_test
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -147,20 +146,4 @@ func sentIDs(t *testing.T, msgs []*jetstream.RawStreamMsg) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), within)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		case <-tick.C:
-		}
-	}
 }

@@ -78,7 +78,7 @@ func (p *pipeline) publish(t *testing.T, id, toUser string) {
 func (p *pipeline) awaitDead(t *testing.T, f dlq.Filter) dlq.Entry {
 	t.Helper()
 	var got []dlq.Entry
-	eventually(t, 10*time.Second, "a dead letter", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a dead letter", func() bool {
 		var err error
 		got, err = dlq.List(t.Context(), p.js, p.topo.DeadStream, f, 0)
 		if err != nil {
@@ -95,7 +95,7 @@ func (p *pipeline) awaitDead(t *testing.T, f dlq.Filter) dlq.Entry {
 // awaitIdle waits until the worker has settled every job.
 func (p *pipeline) awaitIdle(t *testing.T) {
 	t.Helper()
-	eventually(t, 10*time.Second, "an empty job stream", func() bool {
+	testenv.Eventually(t, 10*time.Second, "an empty job stream", func() bool {
 		return p.state(t, p.topo.SendStream).Msgs == 0
 	})
 }
@@ -149,7 +149,7 @@ func TestReplayAfterOutageDeliversOnce(t *testing.T) {
 	if err != nil || res.Replayed != 1 {
 		t.Fatalf("Replay() = %+v, %v", res, err)
 	}
-	eventually(t, 10*time.Second, "the replayed job's delivery", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the replayed job's delivery", func() bool {
 		return p.sandbox.Stats()[job.WeChat].Accepted == 1
 	})
 	p.awaitIdle(t)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // cluster is a JetStream cluster of embedded servers on loopback.
@@ -54,7 +56,7 @@ func startCluster(t *testing.T, n int) *cluster {
 			t.Fatalf("%s not ready", s.Name())
 		}
 	}
-	eventually(t, 30*time.Second, "a JetStream meta leader", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a JetStream meta leader", func() bool {
 		for _, s := range c.servers {
 			if s.JetStreamIsLeader() {
 				return true

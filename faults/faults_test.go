@@ -22,7 +22,7 @@ func TestWorkerKilledMidFlightLosesNothing(t *testing.T) {
 	r := newRig(t, js.URL, 1, 40*time.Millisecond)
 	w1 := r.startWorker("w1")
 	r.publish("kill", 1200)
-	eventually(t, 30*time.Second, "300 deliveries", func() bool { return r.accepted() >= 300 })
+	testenv.Eventually(t, 30*time.Second, "300 deliveries", func() bool { return r.accepted() >= 300 })
 
 	atKill := r.accepted()
 	inFlight := r.sendCalls() - atKill
@@ -31,7 +31,7 @@ func TestWorkerKilledMidFlightLosesNothing(t *testing.T) {
 	w1.wait(t, 10*time.Second)
 
 	r.startWorker("w2")
-	eventually(t, 30*time.Second, "deliveries after the restart", func() bool { return r.accepted() > atKill })
+	testenv.Eventually(t, 30*time.Second, "deliveries after the restart", func() bool { return r.accepted() > atKill })
 	resumed := time.Since(killed)
 	r.awaitDrained(90 * time.Second)
 	recovered := time.Since(killed)
@@ -59,7 +59,7 @@ func TestWorkerSIGTERMUnderLoad(t *testing.T) {
 	r := newRig(t, js.URL, 1, 50*time.Millisecond)
 	w1 := r.startWorker("w1")
 	r.publish("term", 1000)
-	eventually(t, 30*time.Second, "200 deliveries", func() bool { return r.accepted() >= 200 })
+	testenv.Eventually(t, 30*time.Second, "200 deliveries", func() bool { return r.accepted() >= 200 })
 
 	w1.signal(t, syscall.SIGTERM)
 	start := time.Now()
@@ -97,13 +97,13 @@ func TestJetStreamRestartUnderLoad(t *testing.T) {
 	r := newRig(t, js.URL, 1, 30*time.Millisecond)
 	w := r.startWorker("w1")
 	r.publish("jsr", 1200)
-	eventually(t, 30*time.Second, "300 deliveries", func() bool { return r.accepted() >= 300 })
+	testenv.Eventually(t, 30*time.Second, "300 deliveries", func() bool { return r.accepted() >= 300 })
 
 	atRestart := r.accepted()
 	start := time.Now()
 	js.Restart(t)
 	down := time.Since(start)
-	eventually(t, 30*time.Second, "deliveries after the restart", func() bool { return r.accepted() > atRestart+int64(concurrency) })
+	testenv.Eventually(t, 30*time.Second, "deliveries after the restart", func() bool { return r.accepted() > atRestart+int64(concurrency) })
 	resumed := time.Since(start)
 	r.awaitDrained(90 * time.Second)
 	recovered := time.Since(start)
@@ -128,7 +128,7 @@ func TestJetStreamClusterLosesStreamLeader(t *testing.T) {
 	r := newRig(t, c.urls(), 3, 30*time.Millisecond)
 	w := r.startWorker("w1")
 	r.publish("cl", 1200)
-	eventually(t, 30*time.Second, "300 deliveries", func() bool { return r.accepted() >= 300 })
+	testenv.Eventually(t, 30*time.Second, "300 deliveries", func() bool { return r.accepted() >= 300 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -144,7 +144,7 @@ func TestJetStreamClusterLosesStreamLeader(t *testing.T) {
 	atLoss := r.accepted()
 	start := time.Now()
 	c.shutdown(leader)
-	eventually(t, 60*time.Second, "deliveries after the leader loss", func() bool { return r.accepted() > atLoss+int64(concurrency) })
+	testenv.Eventually(t, 60*time.Second, "deliveries after the leader loss", func() bool { return r.accepted() > atLoss+int64(concurrency) })
 	resumed := time.Since(start)
 	r.awaitDrained(90 * time.Second)
 	recovered := time.Since(start)
@@ -176,12 +176,12 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	r := newRig(t, js.URL, 1, 30*time.Millisecond)
 	w := r.startWorker("w1")
 	r.publish("redis", 1500)
-	eventually(t, 30*time.Second, "200 deliveries", func() bool { return r.accepted() >= 200 })
+	testenv.Eventually(t, 30*time.Second, "200 deliveries", func() bool { return r.accepted() >= 200 })
 
 	r.redis.Stop()
 	stopped := time.Now()
 	atStop := r.sendCalls()
-	eventually(t, 10*time.Second, "/readyz 503", func() bool { return w.status("/readyz") == 503 })
+	testenv.Eventually(t, 10*time.Second, "/readyz 503", func() bool { return w.status("/readyz") == 503 })
 	notReady := time.Since(stopped)
 	atNotReady := r.sendCalls()
 	// For the rest of the outage: still not ready, and no send starts. A job
@@ -208,7 +208,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 
 	r.redis.Start(t)
 	started := time.Now()
-	eventually(t, 20*time.Second, "/readyz 200", func() bool { return w.status("/readyz") == 200 })
+	testenv.Eventually(t, 20*time.Second, "/readyz 200", func() bool { return w.status("/readyz") == 200 })
 	ready := time.Since(started)
 	r.awaitDrained(90 * time.Second)
 	recovered := time.Since(started)
@@ -246,19 +246,19 @@ func TestPlatformOutageTripsTheBreaker(t *testing.T) {
 	r := newRig(t, js.URL, 1, 20*time.Millisecond)
 	w := r.startWorker("w1")
 	r.publish("warm", 20)
-	eventually(t, 10*time.Second, "warm-up deliveries", func() bool { return r.accepted() == 20 })
+	testenv.Eventually(t, 10*time.Second, "warm-up deliveries", func() bool { return r.accepted() == 20 })
 
 	r.sandbox.SetOutage("wechat", outage)
 	began := time.Now()
 	atOutage := r.sendCalls()
 	r.publish("brk", jobs)
-	eventually(t, outage, "herald_app_paused 1", func() bool {
+	testenv.Eventually(t, outage, "herald_app_paused 1", func() bool {
 		return strings.Contains(w.metrics(), `herald_app_paused{app="default",platform="wechat"} 1`)
 	})
 	paused := time.Since(began)
-	eventually(t, outage+time.Second, "the outage over", func() bool { return time.Since(began) > outage })
+	testenv.Eventually(t, outage+time.Second, "the outage over", func() bool { return time.Since(began) > outage })
 	during := r.sendCalls() - atOutage
-	eventually(t, 90*time.Second, "deliveries after the outage", func() bool { return r.accepted() > 20 })
+	testenv.Eventually(t, 90*time.Second, "deliveries after the outage", func() bool { return r.accepted() > 20 })
 	resumed := time.Since(began.Add(outage))
 	r.awaitDrained(90 * time.Second)
 	recovered := time.Since(began.Add(outage))

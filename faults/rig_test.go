@@ -99,7 +99,7 @@ func newRig(t *testing.T, natsURL string, replicas int, latency time.Duration) *
 	topo := producer.DefaultTopology
 	topo.Replicas = replicas
 	topo.AckWait = ackWait
-	eventually(t, 30*time.Second, "the streams created", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the streams created", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := topo.Apply(ctx, r.js)
@@ -170,7 +170,7 @@ func (r *rig) startWorker(name string) *worker {
 			w.dumpLogs(t)
 		}
 	})
-	eventually(t, 30*time.Second, name+" ready", func() bool {
+	testenv.Eventually(t, 30*time.Second, name+" ready", func() bool {
 		select {
 		case <-w.done:
 			w.dumpLogs(t)
@@ -312,7 +312,7 @@ func (r *rig) queued() (uint64, error) {
 // awaitDrained waits until NOTIFY_SEND is empty.
 func (r *rig) awaitDrained(d time.Duration) {
 	r.t.Helper()
-	eventually(r.t, d, "NOTIFY_SEND empty", func() bool {
+	testenv.Eventually(r.t, d, "NOTIFY_SEND empty", func() bool {
 		n, err := r.queued()
 		return err == nil && n == 0
 	})
@@ -422,20 +422,6 @@ func (rep report) check(t *testing.T, what string, maxUnreceipted int) {
 	if len(rep.Unreceipted) > maxUnreceipted {
 		t.Errorf("%d jobs accepted by the platform without a receipt (at most %d allowed), e.g. %v",
 			len(rep.Unreceipted), maxUnreceipted, rep.Unreceipted[:min(5, len(rep.Unreceipted))])
-	}
-}
-
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
 	}
 }
 

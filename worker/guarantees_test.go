@@ -13,6 +13,8 @@ import (
 	"github.com/heraldhq/herald/sandbox"
 	"github.com/heraldhq/herald/worker"
 	"github.com/heraldhq/herald/worker/redisstore"
+
+	"github.com/heraldhq/herald/internal/testenv"
 )
 
 func ids(prefix string, n int) []string {
@@ -130,7 +132,7 @@ func TestRedisOutageHoldsJobsAndRecovers(t *testing.T) {
 	for _, id := range all {
 		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
 	}
-	eventually(t, 20*time.Second, "readiness to fail", func() bool { return r.w.Ready() != nil })
+	testenv.Eventually(t, 20*time.Second, "readiness to fail", func() bool { return r.w.Ready() != nil })
 	if got := b.sandbox.Stats()["wechat"].SendCalls; got != 1 {
 		t.Fatalf("%d send calls with Redis down, want none beyond the first job's", got-1)
 	}
@@ -165,7 +167,7 @@ func TestBreakerHoldsJobsWithoutSpendingAttempts(t *testing.T) {
 		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
 	}
 	// With the breaker open, few calls reach the failing platform.
-	eventually(t, 10*time.Second, "the breaker to trip", func() bool { return b.sandbox.Stats()["wechat"].SendCalls >= 3 })
+	testenv.Eventually(t, 10*time.Second, "the breaker to trip", func() bool { return b.sandbox.Stats()["wechat"].SendCalls >= 3 })
 	b.sandbox.SetOutage("wechat", 0)
 	b.events.waitFor(t, 30*time.Second, "every job delivered", func(ev *events) bool { return ev.settled(all) })
 	_, dead := b.events.outcomes()
@@ -189,14 +191,14 @@ func TestDeadLetterPublishFailureKeepsTheJob(t *testing.T) {
 	}
 	b.startWorker(t, testConfig("w1"))
 	b.publishRaw(t, "notify.send.wechat", jobJSON("kept", "refuse-kept", nil))
-	eventually(t, 10*time.Second, "a refused call", func() bool { return b.sandbox.Stats()["wechat"].SendCalls >= 1 })
+	testenv.Eventually(t, 10*time.Second, "a refused call", func() bool { return b.sandbox.Stats()["wechat"].SendCalls >= 1 })
 	if p := b.pending(t); p != 1 {
 		t.Fatalf("%d jobs queued after a failed dead-letter publish, want 1", p)
 	}
 	if _, err := producer.DefaultTopology.Apply(ctx, b.js); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the dead letter stored", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the dead letter stored", func() bool {
 		s, err := b.js.Stream(ctx, "NOTIFY_DEAD")
 		if err != nil {
 			return false
@@ -204,7 +206,7 @@ func TestDeadLetterPublishFailureKeepsTheJob(t *testing.T) {
 		info, err := s.Info(ctx)
 		return err == nil && info.State.Msgs == 1
 	})
-	eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
+	testenv.Eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
 	s, _ := b.js.Stream(ctx, "NOTIFY_DEAD")
 	msg, err := s.GetLastMsgForSubject(ctx, "notify.dead.wechat.user_refused")
 	if err != nil {
@@ -230,7 +232,7 @@ func TestInvalidatedTokenIsRefreshedOnceForAllReplicas(t *testing.T) {
 	b.startWorker(t, testConfig("w1"))
 	b.startWorker(t, testConfig("w2"))
 	// The replicas get the token before any job arrives.
-	eventually(t, 10*time.Second, "token fetched at start", func() bool { return fetches() == 1 })
+	testenv.Eventually(t, 10*time.Second, "token fetched at start", func() bool { return fetches() == 1 })
 	first := ids("tk1", 20)
 	for _, id := range first {
 		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
@@ -294,7 +296,7 @@ func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
 	// The frozen replica never acks; after the ack wait JetStream hands the
 	// message to the healthy one.
 	b.startWorker(t, testConfig("healthy"))
-	eventually(t, 20*time.Second, "the redelivery acked", func() bool { return b.pending(t) == 0 })
+	testenv.Eventually(t, 20*time.Second, "the redelivery acked", func() bool { return b.pending(t) == 0 })
 	if got := b.acceptedTo()["user-redelivered"]; got != 1 {
 		t.Fatalf("sandbox accepted %d messages after a redelivery, want 1", got)
 	}
@@ -320,7 +322,7 @@ func TestRateLimitWaitHoldsNoCallSlot(t *testing.T) {
 	b.publishRaw(t, "notify.send.wechat", jobJSON("lim1", "user-lim1", nil))
 	b.events.waitFor(t, 10*time.Second, "first limited job", func(ev *events) bool { return ev.settled([]string{"lim1"}) })
 	b.publishRaw(t, "notify.send.wechat", jobJSON("lim2", "user-lim2", nil))
-	eventually(t, 10*time.Second, "the second limited job taken and waiting", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the second limited job taken and waiting", func() bool {
 		c, err := b.js.Consumer(context.Background(), "NOTIFY_SEND", "herald-worker")
 		if err != nil {
 			return false

@@ -287,19 +287,6 @@ func (ev *events) settled(ids []string) bool {
 	return true
 }
 
-// eventually polls cond (state outside this process's events: stream
-// counts, readiness) until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestDeliversRawJSONJobAndPublishesReceipt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sandbox.Options{})
@@ -322,7 +309,7 @@ func TestDeliversRawJSONJobAndPublishesReceipt(t *testing.T) {
 	if acc[0].Page != "pages/index?x=1" || acc[0].Data["time2"] != "2026-11-23 10:00" {
 		t.Errorf("sandbox got %+v", acc[0])
 	}
-	eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
+	testenv.Eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
 }
 
 func TestDeadLettersCarryReasonCodeAndField(t *testing.T) {
@@ -399,7 +386,7 @@ func TestDeadLettersCarryReasonCodeAndField(t *testing.T) {
 	if n := len(b.sandbox.Accepted()); n != 0 {
 		t.Errorf("sandbox accepted %d messages, want none", n)
 	}
-	eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
+	testenv.Eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
 	if n := b.sandbox.Stats()["wechat"].SendCalls; n != 5 {
 		t.Errorf("sandbox saw %d send calls, want 5 (the rest are caught before any call)", n)
 	}
@@ -421,7 +408,7 @@ func TestSameJobIsSentOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "all copies handled", func() bool { return b.pending(t) == 0 })
+	testenv.Eventually(t, 10*time.Second, "all copies handled", func() bool { return b.pending(t) == 0 })
 	if got := b.acceptedTo()["user-once"]; got != 1 {
 		t.Fatalf("sandbox accepted %d copies, want exactly 1", got)
 	}

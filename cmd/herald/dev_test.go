@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // herald dev starts everything, answers /readyz, and its demo jobs end as
@@ -32,7 +34,7 @@ func TestDevRunsTheDemo(t *testing.T) {
 		"reason=user_refused code=43101",
 		"reason=invalid_template_data code=- field=data.thing1.value",
 	}
-	eventually(t, 30*time.Second, "the demo's outcomes", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the demo's outcomes", func() bool {
 		s := out.String()
 		for _, w := range want {
 			if !strings.Contains(s, w) {

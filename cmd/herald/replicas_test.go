@@ -110,7 +110,7 @@ func TestTwoWorkerReplicasDeliverRawJobsFromAnyClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the workers' consumer", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the workers' consumer", func() bool {
 		_, err := jsc.Consumer(ctx, "NOTIFY_SEND", "herald-worker")
 		return err == nil
 	})
@@ -175,17 +175,5 @@ echo "no PONG" >&2; exit 1
 	cmd := exec.Command("bash", "-c", script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("bash publisher: %v\n%s", err, out)
-	}
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

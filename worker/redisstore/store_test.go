@@ -185,13 +185,8 @@ func TestCloseFailsQueuedOperations(t *testing.T) {
 			errs <- err
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(s.ops) < n-1 { // one taken by the flusher, the rest queued
-		if time.Now().After(deadline) {
-			t.Fatalf("%d operations queued, want %d", len(s.ops), n-1)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// One is taken by the flusher, the rest are queued.
+	testenv.Eventually(t, 5*time.Second, "operations queued", func() bool { return len(s.ops) == n-1 })
 	s.Close()
 	var closed, done int
 	for range n {
