@@ -26,15 +26,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	srv := testenv.StartJetStream(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	nc, js := srv.Connect(t)
 	topo := producer.DefaultTopology
 	if _, err := topo.Apply(t.Context(), js); err != nil {
 		t.Fatalf("apply topology: %v", err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/internal/testenv"
@@ -16,16 +15,7 @@ import (
 
 func connect(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv := testenv.StartJetStream(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.StartJetStream(t).Connect(t)
 	return js
 }
 

@@ -50,16 +50,7 @@ type testBundle struct {
 func setup(t *testing.T, opts sandbox.Options) *testBundle {
 	t.Helper()
 	b := &testBundle{nats: testenv.StartJetStream(t), redis: testenv.StartRedis(t)}
-	var err error
-	b.nc, err = nats.Connect(b.nats.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.nc.Close)
-	b.js, err = jetstream.New(b.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.nc, b.js = b.nats.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	topo := producer.DefaultTopology
 	topo.AckWait = 5 * time.Second
 	if _, err := topo.Apply(context.Background(), b.js); err != nil {

@@ -33,15 +33,7 @@ type opsBundle struct {
 func opsSetup(t *testing.T) *opsBundle {
 	t.Helper()
 	srv := testenv.StartJetStream(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := srv.Connect(t)
 	b := &opsBundle{environ: []string{"HERALD_NATS_URL=" + srv.URL}, js: js}
 	if out, errOut, err := b.run(t, "", "streams", "apply"); err != nil {
 		t.Fatalf("streams apply: %v\n%s%s", err, out, errOut)

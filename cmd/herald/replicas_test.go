@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/internal/testenv"
 	"github.com/heraldhq/herald/producer/job"
@@ -54,11 +53,7 @@ func TestTwoWorkerReplicasDeliverRawJobsFromAnyClient(t *testing.T) {
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 
-	nc, err := nats.Connect(js.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, jsc := js.Connect(t)
 	receipts := make(chan job.Receipt, 1024)
 	if _, err := nc.Subscribe(job.SentRoot+".>", func(m *nats.Msg) {
 		var r job.Receipt
@@ -106,10 +101,6 @@ func TestTwoWorkerReplicasDeliverRawJobsFromAnyClient(t *testing.T) {
 	})
 
 	// Wait until the workers made the streams, then publish on the wire.
-	jsc, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	testenv.Eventually(t, 10*time.Second, "the workers' consumer", func() bool {
 		_, err := jsc.Consumer(ctx, "NOTIFY_SEND", "herald-worker")
 		return err == nil

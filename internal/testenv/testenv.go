@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -58,6 +60,22 @@ func (js *JetStream) start(t testing.TB) {
 	js.URL = s.ClientURL()
 	// Keep the port across restarts so clients reconnect to the same URL.
 	js.opts.Port = s.Addr().(*net.TCPAddr).Port
+}
+
+// Connect returns a client connection to the server and its JetStream
+// context; the connection is closed by t.Cleanup.
+func (js *JetStream) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(js.URL, opts...)
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	jsc, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, jsc
 }
 
 // Restart stops the server and starts it again on the same port and store.

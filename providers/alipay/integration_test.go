@@ -57,7 +57,7 @@ func startPipeline(t *testing.T) *pipeline {
 	ns := testenv.StartJetStream(t)
 	rds := testenv.StartRedis(t)
 	p := &pipeline{sandbox: sb}
-	p.nc, p.js = connect(t, ns.URL)
+	p.nc, p.js = ns.Connect(t)
 	topo := producer.DefaultTopology
 	topo.AckWait = 5 * time.Second
 	if _, err := topo.Apply(t.Context(), p.js); err != nil {
@@ -66,7 +66,7 @@ func startPipeline(t *testing.T) *pipeline {
 	p.events = watch(t, p.nc)
 
 	for _, name := range []string{"alipay-w1", "alipay-w2"} {
-		_, js := connect(t, ns.URL)
+		_, js := ns.Connect(t)
 		rdb := rds.Client(t)
 		st := redisstore.New(rdb, redisstore.Config{DedupTTL: time.Hour})
 		t.Cleanup(st.Close)
@@ -106,20 +106,6 @@ func startPipeline(t *testing.T) *pipeline {
 		})
 	}
 	return p
-}
-
-func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }
 
 // publishRaw publishes a job as bytes with a plain NATS publish, as a
