@@ -152,6 +152,29 @@ type Figures struct {
 	// RedisPerJob those per delivered job.
 	RedisCommands int64   `json:"redis_commands,omitempty"`
 	RedisPerJob   float64 `json:"redis_commands_per_job,omitempty"`
+	// StalledSeconds is the time, between the first and the last send, in
+	// gaps of more than StallGap in which the platform accepted nothing:
+	// with jobs queued, a consumer that stops pulling. LongestGapMs is the
+	// longest gap between two sends.
+	StalledSeconds float64 `json:"stalled_seconds"`
+	LongestGapMs   float64 `json:"longest_gap_ms"`
+}
+
+// StallGap is the shortest pause between two sends that counts as a stall.
+const StallGap = 250 * time.Millisecond
+
+// gaps returns the time in pauses longer than StallGap and the longest
+// pause between consecutive times of at, which it sorts.
+func gaps(at []time.Time) (stalled, longest time.Duration) {
+	slices.SortFunc(at, time.Time.Compare)
+	for i := 1; i < len(at); i++ {
+		g := at[i].Sub(at[i-1])
+		longest = max(longest, g)
+		if g > StallGap {
+			stalled += g
+		}
+	}
+	return stalled, longest
 }
 
 // Params echo the options in the result.
@@ -569,6 +592,8 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 		}
 	}
 	slices.Sort(lat)
+	stalled, longest := gaps(at)
+	f.StalledSeconds, f.LongestGapMs = stalled.Seconds(), float64(longest)/float64(time.Millisecond)
 	f.LatencyP50Ms, f.LatencyP95Ms, f.LatencyP99Ms = quantile(lat, .50), quantile(lat, .95), quantile(lat, .99)
 
 	if name == "herald" {
@@ -580,8 +605,8 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 			f.RedisPerJob = float64(f.RedisCommands) / float64(f.Delivered)
 		}
 	}
-	r.logf("%s: %d jobs in %.2fs: %.0f jobs/s, p50 %.0f ms, peak RSS %.1f MiB, CPU %.2fs",
-		name, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds)
+	r.logf("%s: %d jobs in %.2fs: %.0f jobs/s, p50 %.0f ms, peak RSS %.1f MiB, CPU %.2fs, stalled %.2fs",
+		name, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds, f.StalledSeconds)
 	return f, at, nil
 }
 

@@ -52,6 +52,13 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if baseline {
+				if pprofAddr != "" {
+					stop, err := servePprof(pprofAddr)
+					if err != nil {
+						return err
+					}
+					defer stop()
+				}
 				return bench.RunBaseline(cmd.Context(), bo)
 			}
 			exe, err := os.Executable()
@@ -61,9 +68,13 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 			o.Env = childEnv(e.environ)
 			o.Progress = e.stderr
 			o.BaselineCommand = func(b bench.BaselineOptions) []string {
-				return []string{exe, "bench", "--baseline-consumer", "--nats", b.NATSURL, "--stream", b.Stream,
+				argv := []string{exe, "bench", "--baseline-consumer", "--nats", b.NATSURL, "--stream", b.Stream,
 					"--durable", b.Durable, "--sandbox", b.SandboxURL, "--app-id", b.AppID, "--app-secret", b.AppSecret,
 					"--concurrency", strconv.Itoa(b.Concurrency)}
+				if pprofAddr != "" {
+					argv = append(argv, "--pprof", pprofAddr)
+				}
+				return argv
 			}
 			o.WorkerCommand = func(path string) []string {
 				argv := []string{exe, "worker", "--config", path, "--log-level", "warn"}
@@ -105,8 +116,10 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 	fl.StringVar(&bo.SandboxURL, "sandbox", "", "baseline: WeChat base URL")
 	fl.StringVar(&bo.AppID, "app-id", "", "baseline: WeChat appid")
 	fl.StringVar(&bo.AppSecret, "app-secret", "", "baseline: WeChat app secret")
-	fl.StringVar(&pprofAddr, "worker-pprof", "", "serve the worker's pprof on this address")
-	for _, name := range []string{"worker-pprof", "baseline-consumer", "nats", "stream", "durable", "sandbox", "app-id", "app-secret"} {
+	// Each phase's consumer serves its runtime profiles here (one phase
+	// runs at a time), so both sides can be profiled under the same load.
+	fl.StringVar(&pprofAddr, "pprof", "", "serve the consumers' net/http/pprof on this address")
+	for _, name := range []string{"pprof", "baseline-consumer", "nats", "stream", "durable", "sandbox", "app-id", "app-secret"} {
 		_ = fl.MarkHidden(name)
 	}
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {

@@ -186,6 +186,32 @@ func (r *Redis) Calls(t testing.TB, command string) int64 {
 	return 0
 }
 
+// CPU returns the CPU time the server has used, user and system, from
+// INFO cpu: benchmarks report it per operation, since on a shared machine
+// the server's work is part of what an operation costs.
+func (r *Redis) CPU(t testing.TB) time.Duration {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatalf("redis info: %v", err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("redis info cpu %s: %v", k, err)
+			}
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
+}
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

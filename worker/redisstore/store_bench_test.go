@@ -14,7 +14,7 @@ import (
 // BenchmarkAdmitMarkSent is the store's part of a delivered job (Admit,
 // then MarkSent) from many concurrent jobs, as a worker at 512 in flight
 // makes them: the flushers pipeline them. It reports the Redis commands
-// clients issued per job.
+// clients issued per job and the server's CPU per job.
 func BenchmarkAdmitMarkSent(b *testing.B) {
 	r := testenv.StartRedis(b)
 	rdb := r.Client(b)
@@ -22,7 +22,7 @@ func BenchmarkAdmitMarkSent(b *testing.B) {
 	b.Cleanup(s.Close)
 	ctx := context.Background()
 	var seq atomic.Int64
-	before := r.Calls(b, "evalsha")
+	before, cpuBefore := r.Calls(b, "evalsha"), r.CPU(b)
 	b.SetParallelism(256)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -41,4 +41,5 @@ func BenchmarkAdmitMarkSent(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(r.Calls(b, "evalsha")-before)/float64(b.N), "evalsha/job")
+	b.ReportMetric(float64((r.CPU(b)-cpuBefore).Microseconds())/float64(b.N), "redis-µs/job")
 }
