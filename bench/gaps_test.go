@@ -8,7 +8,7 @@ import (
 func TestGapsCountOnlyPausesLongerThanAStall(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	t1 := t0.Add(100 * time.Millisecond)
-	t2 := t1.Add(StallGap) // exactly StallGap after t1: not a stall
+	t2 := t1.Add(StallGap)                             // exactly StallGap after t1: not a stall
 	at := []time.Time{t2.Add(time.Second), t0, t2, t1} // out of order, as sends are recorded
 	stalled, longest := gaps(at)
 	if stalled != time.Second {
