@@ -172,7 +172,7 @@ func newStores(cfg *config.Config, log *zap.Logger) (*stores, error) {
 // senders builds one provider per configured (platform, app).
 func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Registerer) (map[worker.Route]worker.Sender, error) {
 	out := map[worker.Route]worker.Sender{}
-	hc := httpclient.New(cfg.Worker.RequestTimeout)
+	hc := httpclient.New()
 	var errs []error
 	for name, app := range cfg.Apps {
 		if w := app.WeChat; w != nil {

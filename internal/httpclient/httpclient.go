@@ -7,10 +7,12 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 )
 
-// New returns a client whose calls end after timeout. Its transport is
+// New returns a client for the platforms. It sets no timeout of its own:
+// every provider call carries a context with its deadline, which also
+// bounds reading the answer, and a second deadline per call would cost a
+// timer per call for nothing. Its transport is
 // net/http's default with an idle pool that keeps every connection to a
 // host: the default keeps two, so most concurrent calls would dial. The
 // connections that exist are bounded by the calls in flight (the worker's
@@ -18,7 +20,7 @@ import (
 // concurrency closes the excess after every call and dials again. A
 // process that replaced http.DefaultTransport gets a plain transport
 // instead of a panic.
-func New(timeout time.Duration) *http.Client {
+func New() *http.Client {
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
 		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
@@ -26,7 +28,7 @@ func New(timeout time.Duration) *http.Client {
 	tr = tr.Clone()
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = maxIdlePerHost
-	return &http.Client{Timeout: timeout, Transport: tr}
+	return &http.Client{Transport: tr}
 }
 
 // maxIdlePerHost is above any sensible worker concurrency.

@@ -71,8 +71,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // New returns a client for cfg's app, with its keys parsed. hc nil gets
-// an http.Client with cfg.Timeout; every call is also bounded by
-// cfg.Timeout through its context.
+// [httpclient.New]'s client; every call is bounded by cfg.Timeout through
+// its context.
 func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -87,7 +87,7 @@ func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("alipay config: alipay_public_key: %w", err)
 	}
 	if hc == nil {
-		hc = httpclient.New(cfg.Timeout)
+		hc = httpclient.New()
 	}
 	c := &Client{
 		cfg:        cfg,

@@ -94,9 +94,9 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 }
 
 // New returns a client for cfg's app. tokens is shared by every replica
-// (nil: a private [MemoryTokens]). hc nil gets an http.Client with
-// cfg.Timeout and a connection pool sized for hundreds of calls in flight;
-// every call is also bounded by cfg.Timeout through its context.
+// (nil: a private [MemoryTokens]). hc nil gets [httpclient.New]'s client,
+// with a connection pool sized for hundreds of calls in flight; every call
+// is bounded by cfg.Timeout through its context.
 func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Client, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -106,7 +106,7 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 		tokens = NewMemoryTokens()
 	}
 	if hc == nil {
-		hc = httpclient.New(cfg.Timeout)
+		hc = httpclient.New()
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	c := &Client{
