@@ -18,5 +18,10 @@
 //	                                    f (first claim, µs); once sent also
 //	                                    q (stream sequence), m (msgid),
 //	                                    n (attempts it took), t (sent at, µs)
+//	                                    (o and l stay: state s is read first)
 //	<prefix>rate:<platform>:<app>:<template>   GCRA theoretical arrival time, µs
+//
+// A claim sets the job key's expiry to the dedup TTL after the lease ends;
+// the sent marker leaves it as it is, so a delivered job is remembered for
+// at least the TTL after its delivery.
 package redisstore

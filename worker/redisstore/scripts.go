@@ -28,7 +28,10 @@ const (
 //	      2 busy (leased by another owner), 3 throttled;
 //	      already sent: {1, 0, attempts, sent at µs, stream sequence, msgid}
 //
-// sent marks the job sent and drops its lease.
+// sent marks the job sent. The lease fields stay (every reader checks the
+// state first) and so does the expiry admit set, which already runs to at
+// least the dedup TTL after the lease ends: one command instead of three.
+// A hash that vanished meanwhile is created with the TTL.
 //
 //	KEYS  job hash
 //	ARGV  ttl ms, stream sequence, msgid, attempts, accepted at µs
@@ -50,7 +53,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 local function unlease(job, owner)
-  if redis.call('HGET', job, 'o') == owner then
+  local s = redis.call('HMGET', job, 's', 'o')
+  if s[1] == 'lease' and s[2] == owner then
     redis.call('HSET', job, 's', 'idle')
     redis.call('HDEL', job, 'o', 'l')
   end
@@ -81,14 +85,18 @@ local function admit(job, rate, owner, lease, ttl, interval, burst, maxWait)
   local first = tonumber(s[5]) or now
   redis.call('HSET', job, 's', 'lease', 'o', owner,
     'l', string.format('%.0f', now + wait + tonumber(lease)), 'f', string.format('%.0f', first))
-  redis.call('PEXPIRE', job, ttl)
+  -- The state outlives the lease by the TTL: a delivery within the lease
+  -- is remembered for at least the TTL without sent touching the expiry.
+  redis.call('PEXPIRE', job, ttl + math.ceil((wait + tonumber(lease)) / 1000))
   return {0, wait, attempts, first}
 end
 
 local function markSent(job, ttl, seq, msgid, attempts, at)
-  redis.call('HSET', job, 's', 'sent', 'q', seq, 'm', msgid, 'n', attempts, 't', at)
-  redis.call('HDEL', job, 'o', 'l')
-  redis.call('PEXPIRE', job, ttl)
+  -- HSET answers how many fields are new: all five only if the hash
+  -- was gone (expired or lost), and then it needs an expiry.
+  if redis.call('HSET', job, 's', 'sent', 'q', seq, 'm', msgid, 'n', attempts, 't', at) == 5 then
+    redis.call('PEXPIRE', job, ttl)
+  end
   return 1
 end
 
