@@ -4,9 +4,11 @@
 package httpclient
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // New returns a client for the platforms. It sets no timeout of its own:
@@ -33,6 +35,16 @@ func New() *http.Client {
 
 // maxIdlePerHost is above any sensible worker concurrency.
 const maxIdlePerHost = 1 << 16
+
+// WithTimeout bounds a call's context by timeout, unless it already ends
+// sooner: under the worker, whose own request timeout is usually the same
+// figure, a call then costs no second context and timer.
+func WithTimeout(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout)
+}
 
 // CheckURL reports why s is not an http(s) URL with a host, or nil. The
 // config and the providers judge platform endpoints by this one rule.

@@ -176,7 +176,7 @@ func (c *Client) request(j job.Job) (url.Values, error) {
 
 // post makes the call and judges the answer.
 func (c *Client) post(ctx context.Context, form url.Values) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := httpclient.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Gateway, strings.NewReader(form.Encode()))
 	if err != nil {

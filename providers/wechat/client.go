@@ -213,7 +213,7 @@ func (c *Client) sendWithToken(ctx context.Context, body []byte) (job.Result, er
 
 // post makes one send call with token.
 func (c *Client) post(ctx context.Context, token string, body []byte) (job.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := httpclient.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.sendURL+url.QueryEscape(token), bytes.NewReader(body))
 	if err != nil {
@@ -346,7 +346,7 @@ func (c *Client) fetchToken(ctx context.Context) (Token, error) {
 }
 
 func (c *Client) fetchTokenOnce(ctx context.Context) (Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := httpclient.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	base := strings.TrimRight(c.cfg.BaseURL, "/")
 	path := stableTokenPath
