@@ -250,6 +250,11 @@ func (w *Worker) Run(ctx context.Context) error {
 // is draining) the messages the client still buffers are handed back
 // untouched.
 func (w *Worker) pullAndHandle(ctx, jobCtx context.Context, iter jetstream.MessagesContext, stop func(error)) {
+	// The handler's own child of jobCtx: each job's contexts (the call's
+	// deadline) register with it, not all at once with the shared jobCtx,
+	// which would serialise every handler on its lock.
+	jobCtx, cancel := context.WithCancel(jobCtx)
+	defer cancel()
 	for {
 		// Store down: pull nothing until it is back (or shutdown drains).
 		_ = w.health.waitUp(ctx)
