@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type Options struct {
 	Payload         int           // job size in bytes; 400
 	DeadLetterRatio float64       // share of jobs the platform refuses (43101)
 	Replicas        int           // consumer processes per phase; 1
+	// Rounds of a bare phase then a herald phase; 3. The result is the
+	// round with the median ratio: on a shared machine the speed drifts
+	// between phases, and one pair of phases can be off by a tenth.
+	Rounds int
 	// NoReceipts turns herald's delivery receipts off (events_stream: "").
 	NoReceipts bool
 	// RateLimit, when positive, gives herald one rate_limits rule of
@@ -85,6 +90,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 1
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 3
+	}
+	if o.RateLimit > 0 {
+		o.Rounds = 1
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -185,6 +196,7 @@ type Params struct {
 	Payload         int     `json:"payload_bytes"`
 	DeadLetterRatio float64 `json:"dead_letter_ratio"`
 	Replicas        int     `json:"replicas"`
+	Rounds          int     `json:"rounds"`
 }
 
 // Machine describes where the run happened.
@@ -197,13 +209,23 @@ type Machine struct {
 	RedisServer string `json:"redis_server"`
 }
 
+// Round is one bare phase and the herald phase after it.
+type Round struct {
+	Ratio  float64 `json:"ratio"`
+	Bare   Figures `json:"bare"`
+	Herald Figures `json:"herald"`
+}
+
 // Result is a whole run.
 type Result struct {
-	// Ratio is herald's jobs per second over the bare baseline's; 0 with
-	// a rate limit.
-	Ratio   float64 `json:"ratio"`
-	Bare    Figures `json:"bare"`
-	Herald  Figures `json:"herald"`
+	// Ratio is herald's jobs per second over the bare baseline's in the
+	// median round (the lower middle one of an even number); 0 with a rate
+	// limit. Bare and Herald are that round's figures.
+	Ratio  float64 `json:"ratio"`
+	Bare   Figures `json:"bare"`
+	Herald Figures `json:"herald"`
+	// Rounds are all rounds, in the order they ran.
+	Rounds  []Round `json:"rounds,omitempty"`
 	Params  Params  `json:"params"`
 	Machine Machine `json:"machine"`
 	// RateLimit is set in a rate-limit run, which has no bare phase (Bare
@@ -236,14 +258,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{
 		Params: Params{
 			Jobs: o.Jobs, Concurrency: o.Concurrency, LatencyMs: float64(o.Latency) / float64(time.Millisecond),
-			Payload: o.Payload, DeadLetterRatio: o.DeadLetterRatio, Replicas: o.Replicas,
+			Payload: o.Payload, DeadLetterRatio: o.DeadLetterRatio, Replicas: o.Replicas, Rounds: o.Rounds,
 		},
 		Machine: r.machine,
 	}
 	if o.RateLimit > 0 {
 		res.Note = noBareNote
 		var at []time.Time
-		if res.Herald, at, err = r.phase(ctx, "herald", r.topo.Consumer, r.startHerald); err != nil {
+		if res.Herald, at, err = r.phase(ctx, "herald", 1, r.topo.Consumer, r.startHerald); err != nil {
 			return nil, fmt.Errorf("herald: %w", err)
 		}
 		rf, err := rateFigures(at, o.RateLimit, o.RateBurst, o.Window)
@@ -255,16 +277,35 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			rf.SentPerSec, rf.WindowSeconds, rf.DeviationPct, o.RateLimit, rf.Max1s, rf.Max1sAllowed)
 		return res, nil
 	}
-	if res.Bare, _, err = r.phase(ctx, "bare", bareDurable, r.startBare); err != nil {
-		return nil, fmt.Errorf("bare baseline: %w", err)
+	// Bare and herald alternate, so a drift in the machine's speed falls
+	// on both sides of some round instead of on one side of the only one.
+	for i := 1; i <= o.Rounds; i++ {
+		var rd Round
+		if rd.Bare, _, err = r.phase(ctx, "bare", i, bareDurable, r.startBare); err != nil {
+			return nil, fmt.Errorf("bare baseline: %w", err)
+		}
+		if rd.Herald, _, err = r.phase(ctx, "herald", i, r.topo.Consumer, r.startHerald); err != nil {
+			return nil, fmt.Errorf("herald: %w", err)
+		}
+		if rd.Bare.JobsPerSec > 0 {
+			rd.Ratio = rd.Herald.JobsPerSec / rd.Bare.JobsPerSec
+		}
+		if o.Rounds > 1 {
+			r.logf("round %d of %d: ratio %.3f", i, o.Rounds, rd.Ratio)
+		}
+		res.Rounds = append(res.Rounds, rd)
 	}
-	if res.Herald, _, err = r.phase(ctx, "herald", r.topo.Consumer, r.startHerald); err != nil {
-		return nil, fmt.Errorf("herald: %w", err)
-	}
-	if res.Bare.JobsPerSec > 0 {
-		res.Ratio = res.Herald.JobsPerSec / res.Bare.JobsPerSec
-	}
+	med := medianRound(res.Rounds)
+	res.Ratio, res.Bare, res.Herald = med.Ratio, med.Bare, med.Herald
 	return res, nil
+}
+
+// medianRound returns the round with the median ratio, the lower middle
+// one of an even number.
+func medianRound(rounds []Round) Round {
+	sorted := slices.Clone(rounds)
+	slices.SortStableFunc(sorted, func(a, b Round) int { return cmp.Compare(a.Ratio, b.Ratio) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 const (
@@ -424,6 +465,11 @@ func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
 	if err := r.rdb.ConfigResetStat(ctx).Err(); err != nil {
 		return nil, nil, fmt.Errorf("redis config resetstat: %w", err)
 	}
+	// The workers create their durable; the next round's bare phase needs
+	// the work-queue stream to have no other.
+	cleanup := func() {
+		_ = r.js.DeleteConsumer(context.WithoutCancel(ctx), r.topo.SendStream, r.topo.Consumer)
+	}
 	var kids []*child
 	for i := range r.o.Replicas {
 		path := filepath.Join(r.dir, fmt.Sprintf("herald-%d.yaml", i+1))
@@ -451,16 +497,16 @@ apps:
       base_url: %s
 %s`, r.natsURL, events, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL, limits)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			return kids, nil, err
+			return kids, cleanup, err
 		}
 		argv := r.o.WorkerCommand(path)
 		c, err := r.procs.start(r.dir, fmt.Sprintf("herald-%d", i+1), r.o.Env, argv[0], argv[1:]...)
 		if err != nil {
-			return kids, nil, err
+			return kids, cleanup, err
 		}
 		kids = append(kids, c)
 	}
-	return kids, nil, nil
+	return kids, cleanup, nil
 }
 
 // starter starts a phase's consumer processes and names their durable.
@@ -468,7 +514,7 @@ type starter func(ctx context.Context) ([]*child, func(), error)
 
 // phase publishes the jobs, starts the consumers and waits until the stream
 // is empty. It also returns when the sandbox accepted each send.
-func (r *runner) phase(ctx context.Context, name, durable string, start starter) (Figures, []time.Time, error) {
+func (r *runner) phase(ctx context.Context, name string, round int, durable string, start starter) (Figures, []time.Time, error) {
 	f := Figures{Jobs: r.o.Jobs}
 	stream, err := r.js.Stream(ctx, r.topo.SendStream)
 	if err != nil {
@@ -477,7 +523,13 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	if err := stream.Purge(ctx); err != nil {
 		return f, nil, fmt.Errorf("purge: %w", err)
 	}
-	if err := r.publish(ctx, name); err != nil {
+	// Job ids are new in every round: herald's dedup would take a
+	// repeated id for a duplicate.
+	label := name
+	if r.o.Rounds > 1 {
+		label = fmt.Sprintf("%s %d/%d", name, round, r.o.Rounds)
+	}
+	if err := r.publish(ctx, label, name+"-"+strconv.Itoa(round)); err != nil {
 		return f, nil, err
 	}
 	// Each phase starts with no records: the last phase's would make this
@@ -486,7 +538,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 	statsBefore := r.sbx.Stats()[job.WeChat]
 	r.firstSend.Store(0)
 
-	r.logf("%s: starting %d consumer process(es), %d in flight each", name, r.o.Replicas, r.o.Concurrency)
+	r.logf("%s: starting %d consumer process(es), %d in flight each", label, r.o.Replicas, r.o.Concurrency)
 	serversBefore := r.serverCPU()
 	kids, cleanup, err := start(ctx)
 	if cleanup != nil {
@@ -543,7 +595,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 			lastSample = now
 		}
 		if now.Sub(lastLog) >= time.Second {
-			r.logf("%s: %d of %d jobs left", name, left, r.o.Jobs)
+			r.logf("%s: %d of %d jobs left", label, left, r.o.Jobs)
 			lastLog = now
 		}
 		if now.After(deadline) {
@@ -606,7 +658,7 @@ func (r *runner) phase(ctx context.Context, name, durable string, start starter)
 		}
 	}
 	r.logf("%s: %d jobs in %.2fs: %.0f jobs/s, p50 %.0f ms, peak RSS %.1f MiB, CPU %.2fs, stalled %.2fs",
-		name, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds, f.StalledSeconds)
+		label, r.o.Jobs, f.Seconds, f.JobsPerSec, f.LatencyP50Ms, f.PeakRSSMiB, f.CPUSeconds, f.StalledSeconds)
 	return f, at, nil
 }
 
@@ -622,8 +674,9 @@ func (r *runner) serverCPU() [3]float64 {
 	return cpu
 }
 
-// publish sends the phase's jobs asynchronously, at most 4096 unacknowledged.
-func (r *runner) publish(ctx context.Context, phase string) error {
+// publish sends the phase's jobs, their ids starting with tag,
+// asynchronously, at most 4096 unacknowledged.
+func (r *runner) publish(ctx context.Context, phase, tag string) error {
 	r.logf("%s: publishing %d jobs of %d bytes", phase, r.o.Jobs, r.o.Payload)
 	started := time.Now()
 	futures := make([]jetstream.PubAckFuture, 0, r.o.Jobs)
@@ -632,13 +685,13 @@ func (r *runner) publish(ctx context.Context, phase string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := makeJob(phase, i, time.Now(), refused(i, r.o.DeadLetterRatio), r.o.Payload)
+		data, err := makeJob(tag, i, time.Now(), refused(i, r.o.DeadLetterRatio), r.o.Payload)
 		if err != nil {
 			return err
 		}
 		msg := nats.NewMsg(subject)
 		msg.Data = data
-		msg.Header.Set(job.HeaderMsgID, phase+"-"+strconv.Itoa(i))
+		msg.Header.Set(job.HeaderMsgID, tag+"-"+strconv.Itoa(i))
 		fut, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)

@@ -17,16 +17,16 @@ const refusePrefix = "refuse"
 // limits.
 const benchTemplate = "bench-template"
 
-// makeJob encodes job seq of a phase, published at pub, padded with
+// makeJob encodes job seq, id tag-seq, published at pub, padded with
 // template keywords to about payload bytes. The publish time travels in
 // to_user, which the sandbox records with the time it accepted the send.
-func makeJob(phase string, seq int, pub time.Time, refuse bool, payload int) ([]byte, error) {
+func makeJob(tag string, seq int, pub time.Time, refuse bool, payload int) ([]byte, error) {
 	to := "u" + strconv.Itoa(seq) + "-" + strconv.FormatInt(pub.UnixMicro(), 10)
 	if refuse {
 		to = refusePrefix + to
 	}
 	j := job.Job{
-		ID:         phase + "-" + strconv.Itoa(seq),
+		ID:         tag + "-" + strconv.Itoa(seq),
 		Platform:   job.WeChat,
 		App:        job.DefaultApp,
 		TemplateID: benchTemplate,

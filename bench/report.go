@@ -9,8 +9,8 @@ import (
 // WriteTable prints res for people.
 func WriteTable(w io.Writer, res *Result) error {
 	p := res.Params
-	fmt.Fprintf(w, "herald bench: %d jobs of %d B, %d in flight x %d process(es), platform latency %gms, %g%% dead letters\n",
-		p.Jobs, p.Payload, p.Concurrency, p.Replicas, p.LatencyMs, p.DeadLetterRatio*100)
+	fmt.Fprintf(w, "herald bench: %d jobs of %d B, %d in flight x %d process(es), platform latency %gms, %g%% dead letters, %d round(s)\n",
+		p.Jobs, p.Payload, p.Concurrency, p.Replicas, p.LatencyMs, p.DeadLetterRatio*100, p.Rounds)
 	if rf := res.RateLimit; rf != nil {
 		fmt.Fprintf(w, "rate limit: %g jobs/s, burst %d, one rule for the bench's template; %s\n",
 			rf.LimitPerSec, rf.Burst, res.Note)
@@ -49,6 +49,14 @@ func WriteTable(w io.Writer, res *Result) error {
 		_, err := fmt.Fprintf(w, "most sends in any 1s (sliding) window: %d, from %.2fs after the first send; limit + burst %g (within: %s); in one clock second: %d\n",
 			rf.Max1s, rf.Max1sAtSeconds, rf.Max1sAllowed, yes(rf.WithinBurst), rf.Max1sAligned)
 		return err
+	}
+	if len(res.Rounds) > 1 {
+		fmt.Fprintln(w)
+		for i, rd := range res.Rounds {
+			fmt.Fprintf(w, "round %d: bare %.0f jobs/s, herald %.0f jobs/s, ratio %.3f\n",
+				i+1, rd.Bare.JobsPerSec, rd.Herald.JobsPerSec, rd.Ratio)
+		}
+		fmt.Fprintln(w, "figures above and below: the round with the median ratio")
 	}
 	fmt.Fprintf(w, "\nCPU µs per job, bare:   %s\n", perJob(res.Bare))
 	fmt.Fprintf(w, "CPU µs per job, herald: %s\n", perJob(res.Herald))

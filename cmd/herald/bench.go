@@ -29,7 +29,9 @@ child process, against the same standalone nats-server (started here on a free
 loopback port with file storage in a temporary directory), the same sandbox
 platform API (served in this process) and, for herald, a redis-server started
 here. Each phase publishes its jobs first, then starts its consumer and waits
-until the stream is empty.
+until the stream is empty. Bare and herald phases alternate for --rounds rounds;
+the round with the median herald/bare ratio is reported (with --json every round
+is listed too), since a shared machine's speed drifts between phases.
 
 Reported per phase: jobs/s (jobs over the time from the first send call to the
 stream being empty), p50/p95/p99 of publish-to-accepted latency, the consumer's
@@ -101,6 +103,7 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 	fl.IntVar(&o.Payload, "payload", 400, "job size in bytes")
 	fl.Float64Var(&o.DeadLetterRatio, "dead-letter-ratio", 0, "share of jobs the platform refuses (43101), dead-lettered by herald")
 	fl.IntVar(&o.Replicas, "replicas", 1, "consumer processes per phase (worker replicas)")
+	fl.IntVar(&o.Rounds, "rounds", 3, "rounds of a bare then a herald phase; the round with the median ratio is reported")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object")
 	fl.BoolVar(&o.NoReceipts, "no-receipts", false, "run herald without delivery receipts (events_stream: \"\")")
 	fl.Float64Var(&o.RateLimit, "rate-limit", 0, "limit the bench's template to this many jobs/s and measure the sent rate (herald only)")
@@ -125,6 +128,12 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		if o.RateLimit == 0 && (fl.Changed("rate-burst") || fl.Changed("window")) {
 			return errors.New("--rate-burst and --window need --rate-limit")
+		}
+		if o.RateLimit > 0 && fl.Changed("rounds") {
+			return errors.New("--rounds does not apply to --rate-limit, which runs herald once")
+		}
+		if o.Rounds < 1 {
+			return errors.New("--rounds must be at least 1")
 		}
 		if o.RateBurst < 1 {
 			return errors.New("--rate-burst must be at least 1")

@@ -28,7 +28,7 @@ func TestBench(t *testing.T) {
 	if _, err := exec.LookPath("nats-server"); err != nil {
 		t.Skip("nats-server is not on PATH")
 	}
-	res, progress := runBench(t, "--jobs", "500", "--concurrency", "64", "--dead-letter-ratio", "0.1")
+	res, progress := runBench(t, "--jobs", "500", "--concurrency", "64", "--dead-letter-ratio", "0.1", "--rounds", "2")
 	if res.Ratio <= 0 || res.Bare.JobsPerSec <= 0 || res.Herald.JobsPerSec <= 0 {
 		t.Errorf("ratio %v, bare %v jobs/s, herald %v jobs/s: want all positive", res.Ratio, res.Bare.JobsPerSec, res.Herald.JobsPerSec)
 	}
@@ -45,7 +45,20 @@ func TestBench(t *testing.T) {
 	if res.Herald.RedisPerJob <= 0 || res.Herald.RedisPerJob > 3 {
 		t.Errorf("herald Redis commands per delivered job = %v, want above 0 and at most 3: Admit and MarkSent share batches with other jobs", res.Herald.RedisPerJob)
 	}
-	if !strings.Contains(progress, "bench: herald:") {
+	// Two rounds, each with its own job ids: a repeated id would be a
+	// duplicate to herald, and delivered nothing in the second round.
+	if len(res.Rounds) != 2 || res.Params.Rounds != 2 {
+		t.Fatalf("%d rounds (params %d), want 2", len(res.Rounds), res.Params.Rounds)
+	}
+	for i, rd := range res.Rounds {
+		if rd.Bare.Delivered != 450 || rd.Herald.Delivered != 450 {
+			t.Errorf("round %d delivered bare %d, herald %d, want 450 each", i+1, rd.Bare.Delivered, rd.Herald.Delivered)
+		}
+	}
+	if res.Ratio != min(res.Rounds[0].Ratio, res.Rounds[1].Ratio) {
+		t.Errorf("ratio %v, want the lower middle of %v and %v", res.Ratio, res.Rounds[0].Ratio, res.Rounds[1].Ratio)
+	}
+	if !strings.Contains(progress, "bench: herald 2/2:") {
 		t.Errorf("no progress on stderr:\n%s", progress)
 	}
 }
