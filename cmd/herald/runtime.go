@@ -81,6 +81,16 @@ func connectNATS(url, credsFile, name string, log *zap.Logger) (*nats.Conn, erro
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
+		// Asynchronous errors, e.g. a slow consumer: the client dropped
+		// messages the server delivered, which come back only after the
+		// ack wait.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			fields := []zap.Field{zap.Error(err)}
+			if sub != nil {
+				fields = append(fields, zap.String("subject", sub.Subject))
+			}
+			log.Warn("nats", fields...)
+		}),
 	}
 	if credsFile != "" {
 		opts = append(opts, nats.UserCredentials(credsFile))

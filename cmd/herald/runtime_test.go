@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/heraldhq/herald/internal/testenv"
+)
+
+// A slow consumer means the client dropped messages the server delivered:
+// the worker must say so, not lose them silently until the ack wait.
+func TestNATSAsyncErrorsAreLogged(t *testing.T) {
+	t.Parallel()
+	js := testenv.StartJetStream(t)
+	core, logs := observer.New(zap.WarnLevel)
+	nc, err := connectNATS(js.URL, "", "herald test", zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SetPendingLimits(1, -1); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := js.Connect(t)
+	for i := range 10 {
+		if err := pub.Publish("slow", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "a slow-consumer warning", func() bool {
+		for _, e := range logs.FilterMessage("nats").All() {
+			err, _ := e.ContextMap()["error"].(string)
+			if err == nats.ErrSlowConsumer.Error() && e.ContextMap()["subject"] == "slow" {
+				return true
+			}
+		}
+		return false
+	})
+}
