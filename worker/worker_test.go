@@ -112,7 +112,7 @@ func (b *testBundle) startWorker(t *testing.T, cfg worker.Config) *replica {
 	return b.startWorkerOn(t, cfg, st)
 }
 
-func (b *testBundle) startWorkerOn(t *testing.T, cfg worker.Config, st worker.Store) *replica {
+func (b *testBundle) startWorkerOn(t *testing.T, cfg worker.Config, st worker.Store, opts ...worker.Option) *replica {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	wc, err := wechat.New(wechat.Config{AppID: appID, AppSecret: secret, BaseURL: b.sbURL, Timeout: cfg.RequestTimeout},
@@ -121,7 +121,8 @@ func (b *testBundle) startWorkerOn(t *testing.T, cfg worker.Config, st worker.St
 		t.Fatal(err)
 	}
 	senders := map[worker.Route]worker.Sender{{Platform: job.WeChat, App: job.DefaultApp}: wc}
-	w, err := worker.New(cfg, b.js, st, senders, zaptest.NewLogger(t).Named(cfg.Instance), worker.WithRegisterer(reg))
+	w, err := worker.New(cfg, b.js, st, senders, zaptest.NewLogger(t).Named(cfg.Instance),
+		append([]worker.Option{worker.WithRegisterer(reg)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +302,26 @@ func TestDeliversRawJSONJobAndPublishesReceipt(t *testing.T) {
 		t.Errorf("sandbox got %+v", acc[0])
 	}
 	testenv.Eventually(t, 5*time.Second, "NOTIFY_SEND empty", func() bool { return b.pending(t) == 0 })
+}
+
+// With a publisher of its own, receipts and dead letters leave on that
+// connection, not on the one the jobs are pulled with.
+func TestReceiptsAndDeadLettersGoThroughThePublisher(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	pubNC, pubJS := b.nats.Connect(t)
+	st := redisstore.New(b.rdb, redisstore.Config{})
+	t.Cleanup(st.Close)
+	b.startWorkerOn(t, testConfig("w1"), st, worker.WithPublisher(pubJS))
+
+	b.publishRaw(t, "notify.send.wechat", jobJSON("ok", "user-1", nil))
+	b.publishRaw(t, "notify.send.wechat", `{"id":"nobody","platform":"wechat","template_id":"tpl","data":{"thing1":{"value":"x"}}}`)
+	b.events.waitFor(t, 10*time.Second, "a receipt and a dead letter", func(ev *events) bool {
+		return len(ev.receipts["ok"]) == 1 && len(ev.dead["nobody"]) == 1
+	})
+	if out := pubNC.Stats().OutMsgs; out != 2 {
+		t.Errorf("the publisher's connection sent %d messages, want the receipt and the dead letter", out)
+	}
 }
 
 func TestDeadLettersCarryReasonCodeAndField(t *testing.T) {

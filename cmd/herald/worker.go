@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -111,6 +112,17 @@ func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	// Receipts and dead letters go out on a connection of their own (see
+	// worker.WithPublisher).
+	pubNC, err := connectNATS(natsURL, cfg.NATS.CredsFile, "herald worker "+instance+" publish", log)
+	if err != nil {
+		return err
+	}
+	defer pubNC.Close()
+	pubJS, err := jetstream.New(pubNC)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
 	changes, err := topologyOf(cfg).Apply(ctx, js)
 	if err != nil {
 		return err
@@ -131,12 +143,15 @@ func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(workerConfig(cfg, instance), js, st.jobs, sends, log, worker.WithRegisterer(reg))
+	w, err := worker.New(workerConfig(cfg, instance), js, st.jobs, sends, log, worker.WithRegisterer(reg), worker.WithPublisher(pubJS))
 	if err != nil {
 		return err
 	}
 	ready := func() error {
 		if err := worker.NATSReady(nc); err != nil {
+			return err
+		}
+		if err := worker.NATSReady(pubNC); err != nil {
 			return err
 		}
 		return w.Ready()
@@ -152,8 +167,10 @@ func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart
 	if err := w.Run(ctx); err != nil {
 		return err
 	}
-	if err := nc.Drain(); err != nil {
-		log.Warn("nats drain", zap.Error(err))
+	for _, c := range []*nats.Conn{nc, pubNC} {
+		if err := c.Drain(); err != nil {
+			log.Warn("nats drain", zap.Error(err))
+		}
 	}
 	return nil
 }
