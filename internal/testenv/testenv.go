@@ -168,13 +168,7 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 // inside scripts are not counted.
 func (r *Redis) Calls(t testing.TB, command string) int64 {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatalf("redis info: %v", err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(info))
+	sc := bufio.NewScanner(strings.NewReader(r.info(t, "commandstats")))
 	prefix := "cmdstat_" + command + ":calls="
 	for sc.Scan() {
 		line := sc.Text()
@@ -191,14 +185,8 @@ func (r *Redis) Calls(t testing.TB, command string) int64 {
 // the server's work is part of what an operation costs.
 func (r *Redis) CPU(t testing.TB) time.Duration {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		t.Fatalf("redis info: %v", err)
-	}
 	var sum float64
-	sc := bufio.NewScanner(strings.NewReader(info))
+	sc := bufio.NewScanner(strings.NewReader(r.info(t, "cpu")))
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), ":")
 		if k == "used_cpu_user" || k == "used_cpu_sys" {
@@ -210,6 +198,18 @@ func (r *Redis) CPU(t testing.TB) time.Duration {
 		}
 	}
 	return time.Duration(sum * float64(time.Second))
+}
+
+// info returns one section of INFO.
+func (r *Redis) info(t testing.TB, section string) string {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatalf("redis info %s: %v", section, err)
+	}
+	return info
 }
 
 func freePort(t testing.TB) int {
