@@ -103,26 +103,30 @@ func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart
 		natsURL = s.ClientURL()
 		log.Warn("nats.url is empty: started an embedded single-node JetStream server", zap.String("url", natsURL))
 	}
-	nc, err := connectNATS(natsURL, cfg.NATS.CredsFile, "herald worker "+instance, log)
+	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
+		nc, err := connectNATS(natsURL, cfg.NATS.CredsFile, name, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, fmt.Errorf("jetstream: %w", err)
+		}
+		return nc, js, nil
+	}
+	nc, js, err := connect("herald worker " + instance)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	// Receipts and dead letters go out on a connection of their own (see
 	// worker.WithPublisher).
-	pubNC, err := connectNATS(natsURL, cfg.NATS.CredsFile, "herald worker "+instance+" publish", log)
+	pubNC, pubJS, err := connect("herald worker " + instance + " publish")
 	if err != nil {
 		return err
 	}
 	defer pubNC.Close()
-	pubJS, err := jetstream.New(pubNC)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	changes, err := topologyOf(cfg).Apply(ctx, js)
 	if err != nil {
 		return err
