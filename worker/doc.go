@@ -11,9 +11,10 @@
 //     publish naks the job; it is never dropped.
 //   - At most Config.Concurrency provider calls are in flight; only the
 //     call holds a call slot, not the claim, the rate-limit wait or
-//     settling the outcome. At most Concurrency + PullBatch messages are
-//     held: a fixed pool of that many handlers each pulls a message only
-//     when it is free.
+//     settling the outcome. A fixed pool of Concurrency + half PullBatch
+//     (rounded up) handlers each pulls a message only when it is free; with what the
+//     pull iterator buffers, at most Concurrency + 1.5 × PullBatch messages
+//     are unacknowledged.
 //   - Attempts are counted in the Store, per job, only for provider calls
 //     that failed transiently. Rate-limit waits, quota holds, paused apps,
 //     busy leases and redeliveries after a crash spend none.
