@@ -388,8 +388,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, d, reason, dec.Detail)
 		return
 	}
-	if d.j.Expired(w.now()) {
-		w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
+	if w.expired(ctx, d) {
 		return
 	}
 	g := w.gates.get(route)
@@ -401,8 +400,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if !w.admit(ctx, d) {
 		return
 	}
-	if d.j.Expired(w.now()) {
-		w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
+	if w.expired(ctx, d) {
 		return
 	}
 	select {
@@ -415,6 +413,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	res, err := w.call(ctx, d, sender)
 	<-w.calls
 	w.settle(ctx, d, g, res, err)
+}
+
+// expired dead-letters the job if its not_after has passed, and reports
+// whether it did. It is checked before the claim and again after it, since
+// a rate-limit wait can outlast the deadline.
+func (w *Worker) expired(ctx context.Context, d *delivery) bool {
+	if !d.j.Expired(w.now()) {
+		return false
+	}
+	w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
+	return true
 }
 
 // call makes the provider call; the caller holds a call slot.
