@@ -78,6 +78,7 @@ func (o *Options) setDefaults() {
 		if o.Jobs <= 0 {
 			o.Jobs = jobsForWindow(o.RateLimit, o.RateBurst, o.Window+2*time.Second)
 		}
+		o.Rounds = 1 // herald only: there is no ratio to take a median of
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 50000
@@ -93,9 +94,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = 3
-	}
-	if o.RateLimit > 0 {
-		o.Rounds = 1
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
