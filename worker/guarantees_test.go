@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testenv"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/sandbox"
 	"github.com/heraldhq/herald/worker"
 	"github.com/heraldhq/herald/worker/redisstore"
-
-	"github.com/heraldhq/herald/internal/testenv"
 )
 
 func ids(prefix string, n int) []string {
