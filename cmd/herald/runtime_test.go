@@ -30,6 +30,11 @@ func TestNATSAsyncErrorsAreLogged(t *testing.T) {
 	if err := sub.SetPendingLimits(1, -1); err != nil {
 		t.Fatal(err)
 	}
+	// The server must hold the subscription before the publishes, or
+	// it drops them and nothing is slow.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	pub, _ := js.Connect(t)
 	for i := range 10 {
 		if err := pub.Publish("slow", []byte(strconv.Itoa(i))); err != nil {
