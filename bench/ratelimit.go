@@ -35,6 +35,10 @@ type RateFigures struct {
 	// Max1sAtSeconds is when that window starts, in seconds after the
 	// first accepted send.
 	Max1sAtSeconds float64 `json:"max_1s_window_at_s"`
+	// Max1sSteady is Max1s over the windows that start in the steady
+	// window: it leaves out the start, when the replicas fill their slots
+	// and the first sends go out late together.
+	Max1sSteady int `json:"max_1s_window_steady"`
 	// Max1sAligned is the most sends in one whole second of the clock
 	// (as a platform counting per second would see them); never above
 	// Max1s.
@@ -81,6 +85,9 @@ func rateFigures(at []time.Time, limit float64, burst int, minWindow time.Durati
 		}
 		if j-i > f.Max1s {
 			f.Max1s, f.Max1sAtSeconds = j-i, float64(ts[i]-ts[0])/1e9
+		}
+		if ts[i] >= start {
+			f.Max1sSteady = max(f.Max1sSteady, j-i)
 		}
 	}
 	perSecond := make(map[int64]int)

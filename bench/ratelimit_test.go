@@ -38,6 +38,10 @@ func TestRateFiguresOnAnExactLimit(t *testing.T) {
 		t.Errorf("max 1s %d at %vs, allowed %v, within %v/%v: want 104 at 0s, 105, true/true",
 			f.Max1s, f.Max1sAtSeconds, f.Max1sAllowed, f.WithinBurst, f.WithinRate)
 	}
+	// From 1 s on no window holds the burst: 100 accepts each.
+	if f.Max1sSteady != 100 {
+		t.Errorf("max 1s from 1s on %d, want 100", f.Max1sSteady)
+	}
 	// t0 is a whole second: the clock's first second is [0, 1 s) too.
 	if f.Max1sAligned != 104 {
 		t.Errorf("max in a clock second %d, want 104", f.Max1sAligned)
@@ -55,8 +59,8 @@ func TestRateFiguresCatchALateBunchAndADrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Max1s != 130 || f.WithinBurst {
-		t.Errorf("max 1s %d, within %v: want 130, false", f.Max1s, f.WithinBurst)
+	if f.Max1s != 130 || f.Max1sSteady != 130 || f.WithinBurst {
+		t.Errorf("max 1s %d (%d from 1s on), within %v: want 130 (130), false", f.Max1s, f.Max1sSteady, f.WithinBurst)
 	}
 	if got := f.Max1sAtSeconds; got < 4 || got > 5.01 {
 		t.Errorf("max 1s window starts at %vs, want between 4s and 5s", got)

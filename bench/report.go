@@ -46,8 +46,9 @@ func WriteTable(w io.Writer, res *Result) error {
 		}
 		fmt.Fprintf(w, "\nsent rate, first send + 1s to the last send (%.1fs): %.1f jobs/s, %+.2f%% from %g (within 5%%: %s)\n",
 			rf.WindowSeconds, rf.SentPerSec, rf.DeviationPct, rf.LimitPerSec, yes(rf.WithinRate))
-		_, err := fmt.Fprintf(w, "most sends in any 1s (sliding) window: %d, from %.2fs after the first send; limit + burst %g (within: %s); in one clock second: %d\n",
-			rf.Max1s, rf.Max1sAtSeconds, rf.Max1sAllowed, yes(rf.WithinBurst), rf.Max1sAligned)
+		_, err := fmt.Fprintf(w, "most sends in any 1s (sliding) window: %d, from %.2fs after the first send; limit + burst %g (within: %s); "+
+			"from 1s after the first send on: %d; in one clock second: %d\n",
+			rf.Max1s, rf.Max1sAtSeconds, rf.Max1sAllowed, yes(rf.WithinBurst), rf.Max1sSteady, rf.Max1sAligned)
 		return err
 	}
 	if len(res.Rounds) > 1 {
