@@ -67,7 +67,9 @@ const (
 
 // Admission is Admit's answer.
 type Admission struct {
-	Status       AdmitStatus
+	Status AdmitStatus
+	// Wait counts from when Admit returns. For Claimed it ends at the
+	// reserved rate-limit slot, however long the answer took to come back.
 	Wait         time.Duration
 	Attempts     int       // provider calls made for the job so far
 	FirstAttempt time.Time // when the job was first claimed

@@ -298,12 +298,21 @@ func (w *Worker) pullAndHandle(ctx, jobCtx context.Context, iter jetstream.Messa
 	}
 }
 
-// warm readies every sender that can be, within one request timeout. A
-// sender that cannot is only logged: its first job will try again.
+// warm pings the store and readies every sender that can be, within one
+// request timeout. A sender that cannot is only logged: its first job will
+// try again.
 func (w *Worker) warm(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
+	// A store that is down holds the pulling back from the start; one that
+	// answers times a round trip while nothing else is queued (see
+	// redisstore's clock estimate).
+	wg.Go(func() {
+		if err := w.store.Ping(ctx); err != nil {
+			w.health.failed(err)
+		}
+	})
 	for route, s := range w.senders {
 		if wr, ok := s.(Warmer); ok {
 			wg.Go(func() {

@@ -6,10 +6,12 @@
 // while a small set of flushers send whatever has queued up as one EVALSHA of
 // a single Lua script, which runs the batch's operations in order and returns
 // one result per operation. A script runs atomically and reads Redis's own
-// clock (TIME) rather than the replicas', once per batch. An operation that
-// fails returns its own error; the others in its batch still run. Under load
-// a batch carries many jobs; when idle it carries one, so latency stays at one
-// round trip.
+// clock (TIME) rather than the replicas', once per batch, and returns it: a
+// rate-limit wait counts from when the batch ran, which the store maps onto
+// the local clock (see clockOffset), not from when the reply arrived. An
+// operation that fails returns its own error; the others in its batch still
+// run. Under load a batch carries many jobs; when idle it carries one, so
+// latency stays at one round trip.
 //
 // Keys (with the configured prefix, "herald:" by default):
 //

@@ -15,8 +15,9 @@ const (
 //
 // ARGV holds each operation's name followed by its arguments, KEYS each
 // operation's keys, both in batch order. The reply holds one element per
-// operation, in the same order: its result, or an error reply if it failed.
-// A failed operation does not stop the ones after it.
+// operation, in the same order: its result, or an error reply if it failed,
+// and then the TIME the batch ran at, in µs. A failed operation does not
+// stop the ones after it.
 //
 // admit checks the job's dedup state, reserves a GCRA slot and takes the
 // lease, in one step.
@@ -24,7 +25,8 @@ const (
 //	KEYS  job hash, rate cell (ignored when the interval is 0)
 //	ARGV  owner, lease µs, ttl ms, emission interval µs (0: no limit),
 //	      burst, max wait µs
-//	reply {status, wait µs, attempts, first claim µs}; status 0 claimed,
+//	reply {status, wait µs from the batch's TIME, attempts, first claim µs};
+//	      status 0 claimed,
 //	      2 busy (leased by another owner), 3 throttled;
 //	      already sent: {1, 0, attempts, sent at µs, stream sequence, msgid}
 //
@@ -138,5 +140,6 @@ while a <= #ARGV do
   end
   results[#results + 1] = res
 end
+results[#results + 1] = now
 return results
 `)

@@ -18,6 +18,7 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration // used by Fail when a job hash lost its expiry
+	clock  clockOffset   // maps the batches' TIME onto the local clock
 
 	// ops is buffered: a caller hands its operation over without waiting
 	// for a flusher to be scheduled, which with thousands of busy
@@ -110,7 +111,7 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 		interval = int64(float64(time.Second/time.Microsecond) / c.Limit.PerSecond)
 		burst = max(c.Limit.Burst, 1)
 	}
-	res, err := s.do(ctx, keys, opAdmit,
+	res, ran, err := s.do(ctx, keys, opAdmit,
 		c.Owner, c.Lease.Microseconds(), c.TTL.Milliseconds(), interval, burst, c.MaxWait.Microseconds())
 	if err != nil {
 		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
@@ -123,8 +124,9 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 		return alreadySent(v, res.([]any)), nil
 	}
 	a := worker.Admission{
-		Status:   worker.AdmitStatus(v[0]),
-		Wait:     time.Duration(v[1]) * time.Microsecond,
+		Status: worker.AdmitStatus(v[0]),
+		// The wait counts from when the batch ran, not from now.
+		Wait:     max(time.Until(ran.Add(time.Duration(v[1])*time.Microsecond)), 0),
 		Attempts: int(v[2]),
 	}
 	if v[3] > 0 {
@@ -150,7 +152,7 @@ func alreadySent(v []int64, res []any) worker.Admission {
 
 // MarkSent implements [worker.Store].
 func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.Delivery) error {
-	if _, err := s.do(ctx, []string{s.JobKey(key)}, opMarkSent, ttl.Milliseconds(),
+	if _, _, err := s.do(ctx, []string{s.JobKey(key)}, opMarkSent, ttl.Milliseconds(),
 		d.Seq, d.MsgID, d.Attempts, d.At.UnixMicro()); err != nil {
 		return fmt.Errorf("mark sent %s: %w", key, err)
 	}
@@ -159,7 +161,7 @@ func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d w
 
 // Fail implements [worker.Store].
 func (s *Store) Fail(ctx context.Context, key, owner string) (int, error) {
-	res, err := s.do(ctx, []string{s.JobKey(key)}, opFail, owner, s.ttl.Milliseconds())
+	res, _, err := s.do(ctx, []string{s.JobKey(key)}, opFail, owner, s.ttl.Milliseconds())
 	if err != nil {
 		return 0, fmt.Errorf("count failure %s: %w", key, err)
 	}
@@ -172,7 +174,7 @@ func (s *Store) Fail(ctx context.Context, key, owner string) (int, error) {
 
 // Release implements [worker.Store].
 func (s *Store) Release(ctx context.Context, key, owner string) error {
-	if _, err := s.do(ctx, []string{s.JobKey(key)}, opRelease, owner); err != nil {
+	if _, _, err := s.do(ctx, []string{s.JobKey(key)}, opRelease, owner); err != nil {
 		return fmt.Errorf("release %s: %w", key, err)
 	}
 	return nil
@@ -187,11 +189,16 @@ func (s *Store) Forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// Ping implements [worker.Store].
+// Ping implements [worker.Store]. It asks for Redis's TIME, whose round
+// trip, quick while nothing else is queued, sharpens the clock estimate the
+// rate-limit waits count from.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	sent := time.Now()
+	now, err := s.rdb.Time(ctx).Result()
+	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
+	s.clock.ranAt(now.UnixMicro(), sent, time.Now())
 	return nil
 }
 
@@ -202,32 +209,34 @@ type op struct {
 	args []any
 	done chan struct{}
 	res  any
+	ran  time.Time // when, on the local clock, the batch ran
 	err  error
 }
 
 var errClosed = errors.New("redis store closed")
 
-// do hands one operation to the flushers and waits for its result: keys are
-// the operation's keys, args its name followed by its arguments.
-func (s *Store) do(ctx context.Context, keys []string, args ...any) (any, error) {
+// do hands one operation to the flushers and waits for its result and the
+// local time its batch ran at: keys are the operation's keys, args its name
+// followed by its arguments.
+func (s *Store) do(ctx context.Context, keys []string, args ...any) (any, time.Time, error) {
 	o := &op{keys: keys, args: args, done: make(chan struct{})}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, errClosed
+		return nil, time.Time{}, errClosed
 	}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
 		s.mu.RUnlock()
-		return nil, ctx.Err()
+		return nil, time.Time{}, ctx.Err()
 	}
 	s.mu.RUnlock()
 	// Once handed over the op always completes: the flusher's command is
 	// bounded by the client's timeouts. Waiting for it keeps the caller from
 	// acting while its operation may still change state.
 	<-o.done
-	return o.res, o.err
+	return o.res, o.ran, o.err
 }
 
 func (s *Store) flushLoop(maxBatch int) {
@@ -275,9 +284,20 @@ func (s *Store) flush(batch []*op) {
 		keys = append(keys, o.keys...)
 		args = append(args, o.args...)
 	}
+	sent := time.Now()
 	res, err := batchScript.Run(context.Background(), s.rdb, keys, args...).Slice()
-	if err == nil && len(res) != len(batch) {
-		err = fmt.Errorf("unexpected reply: %d results for %d operations", len(res), len(batch))
+	var ran time.Time
+	if err == nil {
+		var now int64
+		ok := len(res) == len(batch)+1
+		if ok {
+			now, ok = res[len(batch)].(int64)
+		}
+		if !ok {
+			err = fmt.Errorf("unexpected reply: %d elements for %d operations", len(res), len(batch))
+		} else {
+			ran = s.clock.ranAt(now, sent, time.Now())
+		}
 	}
 	for i, o := range batch {
 		if err != nil {
@@ -285,7 +305,7 @@ func (s *Store) flush(batch []*op) {
 		} else if e, ok := res[i].(error); ok {
 			o.err = e
 		} else {
-			o.res = res[i]
+			o.res, o.ran = res[i], ran
 		}
 		close(o.done)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,5 +247,62 @@ func TestCloseFailsQueuedOperations(t *testing.T) {
 	}
 	if _, err := s.Admit(ctx, claim("wechat:default:after", "o")); err == nil || !strings.Contains(err.Error(), errClosed.Error()) {
 		t.Errorf("Admit after Close = %v, want %v", err, errClosed)
+	}
+}
+
+// A rate-limit wait counts from when Redis ran the batch, not from when
+// its reply arrived: a reply that comes back late (a busy worker, a slow
+// network) shortens the wait by as much, so the send keeps its slot
+// instead of landing on top of the sends that came after it.
+func TestRateWaitCountsFromWhenTheBatchRan(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	rdb := r.Client(t)
+	var delay atomic.Int64
+	rdb.AddHook(replyDelay{&delay})
+	s := New(rdb, Config{})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	// A quick round trip for the clock estimate, as the worker makes at start.
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	limited := func(id string) worker.Claim {
+		c := claim("wechat:default:"+id, "o")
+		c.Limit = &worker.Limit{Key: "wechat:default:tpl", PerSecond: 2, Burst: 1}
+		return c
+	}
+	if a, err := s.Admit(ctx, limited("first")); err != nil || a.Status != worker.Claimed || a.Wait != 0 {
+		t.Fatalf("first Admit = %+v, %v; want Claimed at once", a, err)
+	}
+	const late = 200 * time.Millisecond
+	delay.Store(int64(late))
+	a, err := s.Admit(ctx, limited("second"))
+	if err != nil || a.Status != worker.Claimed {
+		t.Fatalf("second Admit = %+v, %v; want Claimed", a, err)
+	}
+	// Redis reserved the slot 500 ms after the batch ran; the reply came
+	// 200 ms after that.
+	if max := 500*time.Millisecond - late/2; a.Wait > max {
+		t.Errorf("wait %v after a reply %v late, want at most %v", a.Wait, late, max)
+	}
+}
+
+// replyDelay holds every script reply back by the delay it holds.
+type replyDelay struct{ d *atomic.Int64 }
+
+func (replyDelay) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (replyDelay) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h replyDelay) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if strings.HasPrefix(cmd.Name(), "eval") {
+			time.Sleep(time.Duration(h.d.Load()))
+		}
+		return err
 	}
 }
