@@ -120,6 +120,18 @@ type Worker struct {
 	// RequestTimeout bounds one provider HTTP call; it must be shorter than
 	// AckWait. Default 10s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// Breaker holds an app's jobs while its platform keeps failing.
+	Breaker Breaker `yaml:"breaker"`
+}
+
+// Breaker is the per-app circuit breaker: after Failures consecutive
+// transient failures of one (platform, app) its jobs are held for Cooldown,
+// then one probe job goes; each failed probe doubles the hold, up to
+// MaxHold, and a delivered one lets the jobs flow again.
+type Breaker struct {
+	Failures int           `yaml:"failures"` // default 10
+	Cooldown time.Duration `yaml:"cooldown"` // default 30s
+	MaxHold  time.Duration `yaml:"max_hold"` // default 5m
 }
 
 // Retry is the backoff between attempts of a job that failed transiently.
@@ -207,6 +219,7 @@ func Default() *Config {
 			ShutdownGrace:  25 * time.Second,
 			HTTPAddr:       ":8080",
 			RequestTimeout: 10 * time.Second,
+			Breaker:        Breaker{Failures: 10, Cooldown: 30 * time.Second, MaxHold: 5 * time.Minute},
 		},
 		Retry: Retry{
 			InitialInterval: time.Second,

@@ -117,6 +117,8 @@ func TestBadConfigs(t *testing.T) {
 		{"worker.bad.yaml", "worker.shutdown_grace: must be positive"},
 		{"worker.bad.yaml", "worker.http_addr: must be host:port such as :8080"},
 		{"worker.bad.yaml", "worker.request_timeout: must be positive"},
+		{"worker.bad.yaml", "worker.breaker.failures: must be at least 1"},
+		{"worker.bad.yaml", "worker.breaker.max_hold: must be at least worker.breaker.cooldown (1m0s)"},
 	}
 	requireListed(t, "*.bad.yaml", func(yield func(string) bool) {
 		for _, tt := range expectedErrors {
@@ -185,6 +187,7 @@ func TestContractExample(t *testing.T) {
 			ShutdownGrace:  25 * time.Second,
 			HTTPAddr:       ":8080",
 			RequestTimeout: 10 * time.Second,
+			Breaker:        config.Breaker{Failures: 10, Cooldown: 30 * time.Second, MaxHold: 5 * time.Minute},
 		},
 		Retry: config.Retry{
 			InitialInterval: time.Second,

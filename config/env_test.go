@@ -50,6 +50,12 @@ func TestEnvOverrides(t *testing.T) {
 			want: time.Minute,
 		},
 		{
+			name: "nested mapping",
+			give: []string{"HERALD_WORKER_BREAKER_MAX_HOLD=10m"},
+			get:  func(c *config.Config) any { return c.Worker.Breaker.MaxHold },
+			want: 10 * time.Minute,
+		},
+		{
 			name: "duration in days",
 			give: []string{"HERALD_NATS_DEAD_MAX_AGE=30d"},
 			get:  func(c *config.Config) any { return c.NATS.DeadMaxAge },

@@ -31,6 +31,10 @@ worker:
   shutdown_grace: 25s
   http_addr: :8080
   request_timeout: 10s
+  breaker:
+    failures: 10
+    cooldown: 30s
+    max_hold: 5m
 retry:
   initial_interval: 1s
   max_interval: 5m

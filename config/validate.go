@@ -115,6 +115,16 @@ func (w *Worker) validate(p *problems) {
 	case w.AckWait > 0 && w.RequestTimeout >= w.AckWait:
 		p.add("worker.request_timeout", "must be shorter than worker.ack_wait (%s)", w.AckWait)
 	}
+	b := w.Breaker
+	if b.Failures < 1 {
+		p.add("worker.breaker.failures", "must be at least 1")
+	}
+	if b.Cooldown <= 0 {
+		p.add("worker.breaker.cooldown", "must be positive")
+	}
+	if b.MaxHold < b.Cooldown {
+		p.add("worker.breaker.max_hold", "must be at least worker.breaker.cooldown (%s)", b.Cooldown)
+	}
 }
 
 func validPort(s string) bool {

@@ -140,6 +140,7 @@ func (r *rig) startWorker(name string) *worker {
 		"HERALD_WORKER_ACK_WAIT="+ackWait.String(),
 		"HERALD_WORKER_REQUEST_TIMEOUT="+requestTimeout.String(),
 		"HERALD_WORKER_SHUTDOWN_GRACE="+shutdownGrace.String(),
+		"HERALD_WORKER_BREAKER_COOLDOWN=3s",
 		"HERALD_RETRY_INITIAL_INTERVAL=100ms",
 		"HERALD_RETRY_MAX_INTERVAL=1s",
 		"HERALD_DEDUP_TTL=1h",

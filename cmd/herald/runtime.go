@@ -220,17 +220,20 @@ func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Regist
 
 func workerConfig(cfg *config.Config, instance string) worker.Config {
 	return worker.Config{
-		Instance:       instance,
-		Stream:         cfg.NATS.Stream,
-		Consumer:       cfg.NATS.Consumer,
-		Receipts:       cfg.NATS.EventsStream != "",
-		Concurrency:    cfg.Worker.Concurrency,
-		MaxAttempts:    cfg.Worker.MaxAttempts,
-		AckWait:        cfg.Worker.AckWait,
-		ShutdownGrace:  cfg.Worker.ShutdownGrace,
-		RequestTimeout: cfg.Worker.RequestTimeout,
-		DedupTTL:       cfg.Dedup.TTL,
-		Retry:          retryPolicy(cfg),
+		Instance:        instance,
+		Stream:          cfg.NATS.Stream,
+		Consumer:        cfg.NATS.Consumer,
+		Receipts:        cfg.NATS.EventsStream != "",
+		Concurrency:     cfg.Worker.Concurrency,
+		MaxAttempts:     cfg.Worker.MaxAttempts,
+		AckWait:         cfg.Worker.AckWait,
+		ShutdownGrace:   cfg.Worker.ShutdownGrace,
+		RequestTimeout:  cfg.Worker.RequestTimeout,
+		BreakerFailures: cfg.Worker.Breaker.Failures,
+		BreakerCooldown: cfg.Worker.Breaker.Cooldown,
+		BreakerMax:      cfg.Worker.Breaker.MaxHold,
+		DedupTTL:        cfg.Dedup.TTL,
+		Retry:           retryPolicy(cfg),
 		RateLimit: func(platform, app, tpl string) (worker.Limit, bool) {
 			r, ok := cfg.RateLimit(platform, app, tpl)
 			if !ok {
