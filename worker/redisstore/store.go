@@ -191,14 +191,21 @@ func (s *Store) Forget(ctx context.Context, key string) error {
 
 // Ping implements [worker.Store]. It asks for Redis's TIME, whose round
 // trip, quick while nothing else is queued, sharpens the clock estimate the
-// rate-limit waits count from.
+// rate-limit waits count from; where TIME is refused (a proxy may not pass
+// it), PING.
 func (s *Store) Ping(ctx context.Context) error {
 	sent := time.Now()
 	now, err := s.rdb.Time(ctx).Result()
+	if err == nil {
+		s.clock.ranAt(now.UnixMicro(), sent, time.Now())
+		return nil
+	}
+	if rerr := redis.Error(nil); errors.As(err, &rerr) {
+		err = s.rdb.Ping(ctx).Err()
+	}
 	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
-	s.clock.ranAt(now.UnixMicro(), sent, time.Now())
 	return nil
 }
 

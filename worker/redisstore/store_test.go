@@ -208,6 +208,31 @@ func TestRedisDownIsAnErrorAndRecovers(t *testing.T) {
 	}
 }
 
+// Ping asks for TIME, for the clock estimate; where TIME is refused it
+// still tells a Redis that answers from one that does not.
+func TestPingWhereTIMEIsRefused(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	if err := r.Client(t).Do(ctx, "ACL", "SETUSER", "notime", "on", ">pw", "~*", "+@all", "-time").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, Username: "notime", Password: "pw"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Time(ctx).Err(); err == nil {
+		t.Fatal("TIME allowed for the user that may not run it")
+	}
+	s := New(rdb, Config{})
+	t.Cleanup(s.Close)
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping where TIME is refused: %v, want nil", err)
+	}
+	r.Stop()
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping with Redis stopped succeeded")
+	}
+}
+
 // Close fails the operations still queued instead of leaving their callers
 // waiting, lets the batch in flight finish, and refuses later operations.
 func TestCloseFailsQueuedOperations(t *testing.T) {
