@@ -149,6 +149,30 @@ func TestRedisOutageHoldsJobsAndRecovers(t *testing.T) {
 	}
 }
 
+// A worker that starts while Redis is down reports it unready and sends
+// nothing until Redis answers; then it delivers every job, none of them
+// handed back meanwhile.
+func TestWorkerStartedWithRedisDownWaitsForIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	b.redis.Stop()
+	all := ids("cold", 5)
+	for _, id := range all {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	r := b.startWorker(t, testConfig("w1"))
+	testenv.Eventually(t, 10*time.Second, "readiness to fail", func() bool { return r.w.Ready() != nil })
+	if got := b.sandbox.Stats()["wechat"].SendCalls; got != 0 {
+		t.Fatalf("%d send calls with Redis down, want none", got)
+	}
+	b.redis.Start(t)
+	// The counter moves after the receipt: wait for it, not the receipts.
+	testenv.Eventually(t, 30*time.Second, "every job delivered", func() bool { return r.jobs(t, "delivered") == float64(len(all)) })
+	if held := r.jobs(t, "held"); held != 0 {
+		t.Errorf("%v jobs handed back while Redis was down, want 0: the worker pulled before it knew", held)
+	}
+}
+
 // Guarantee 7: a platform that keeps failing trips the breaker, and held
 // jobs spend no attempts.
 func TestBreakerHoldsJobsWithoutSpendingAttempts(t *testing.T) {

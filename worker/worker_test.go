@@ -69,6 +69,7 @@ func setup(t *testing.T, opts sandbox.Options) *testBundle {
 // replica is a running worker.
 type replica struct {
 	w      *worker.Worker
+	reg    *prometheus.Registry // its metrics
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returns
 	err    error         // what Run returned
@@ -127,7 +128,7 @@ func (b *testBundle) startWorkerOn(t *testing.T, cfg worker.Config, st worker.St
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{w: w, cancel: cancel, done: make(chan struct{})}
+	r := &replica{w: w, reg: reg, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		r.err = w.Run(ctx)
@@ -137,6 +138,29 @@ func (b *testBundle) startWorkerOn(t *testing.T, cfg worker.Config, st worker.St
 		<-r.done
 	})
 	return r
+}
+
+// jobs sums herald_jobs_total over the jobs with the given outcome.
+func (r *replica) jobs(t *testing.T, outcome string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "herald_jobs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }
 
 // publishRaw publishes bytes the way a producer in any language would: a
