@@ -21,6 +21,8 @@ type Store interface {
 	MarkSent(ctx context.Context, key string, ttl time.Duration, d Delivery) error
 	// Fail records a failed provider call: it counts an attempt, releases
 	// the lease if owner still holds it, and returns the attempts so far.
+	// An owner is one delivery, which makes one call: Fail again from the
+	// same owner counts nothing, so a retried request cannot count twice.
 	Fail(ctx context.Context, key, owner string) (attempts int, err error)
 	// Release gives the lease back without counting an attempt.
 	Release(ctx context.Context, key, owner string) error

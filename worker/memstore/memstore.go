@@ -28,6 +28,7 @@ type state struct {
 	owner    string
 	leaseEnd time.Time
 	attempts int
+	failedBy string // the owner whose failure was counted last
 	first    time.Time
 	expires  time.Time
 	sentAs   worker.Delivery
@@ -115,7 +116,11 @@ func (s *Store) Fail(_ context.Context, key, owner string) (int, error) {
 		st = &state{first: now, expires: now.Add(24 * time.Hour)}
 		s.jobs[key] = st
 	}
+	if st.failedBy == owner {
+		return st.attempts, nil
+	}
 	st.attempts++
+	st.failedBy = owner
 	if st.owner == owner {
 		st.owner = ""
 	}

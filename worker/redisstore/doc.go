@@ -17,7 +17,8 @@
 //
 //	<prefix>job:<platform>:<app>:<id>   hash: s (lease|idle|sent), o (owner),
 //	                                    l (lease end, µs), a (attempts),
-//	                                    f (first claim, µs); once sent also
+//	                                    f (first claim, µs), x (owner whose
+//	                                    failure was counted last); once sent also
 //	                                    q (stream sequence), m (msgid),
 //	                                    n (attempts it took), t (sent at, µs)
 //	                                    (o and l stay: state s is read first)

@@ -39,7 +39,9 @@ const (
 //	ARGV  ttl ms, stream sequence, msgid, attempts, accepted at µs
 //	reply 1
 //
-// fail counts an attempt and releases the lease if owner holds it.
+// fail counts an attempt and releases the lease if owner holds it. An
+// owner is one delivery, which makes one call: a second fail from it (the
+// client ran the batch again after losing its reply) counts nothing.
 //
 //	KEYS  job hash
 //	ARGV  owner, ttl ms (restored if the hash lost its expiry)
@@ -103,7 +105,10 @@ local function markSent(job, ttl, seq, msgid, attempts, at)
 end
 
 local function fail(job, owner, ttl)
+  local f = redis.call('HMGET', job, 'x', 'a')
+  if f[1] == owner then return tonumber(f[2]) or 0 end
   local a = redis.call('HINCRBY', job, 'a', 1)
+  redis.call('HSET', job, 'x', owner)
   if redis.call('PTTL', job) < 0 then redis.call('PEXPIRE', job, ttl) end
   unlease(job, owner)
   return a

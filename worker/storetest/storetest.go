@@ -37,6 +37,10 @@ func lifecycle(t *testing.T, s worker.Store) {
 	if err != nil || n != 1 {
 		t.Fatalf("Fail = %d, %v; want 1", n, err)
 	}
+	// The same delivery failing again (a retried request) counts nothing.
+	if n, err := s.Fail(ctx, "wechat:default:1", "w1:1:1"); err != nil || n != 1 {
+		t.Fatalf("Fail again by the same owner = %d, %v; want still 1", n, err)
+	}
 	a, _ = s.Admit(ctx, claim("wechat:default:1", "w2:1:2"))
 	if a.Status != worker.Claimed || a.Attempts != 1 {
 		t.Fatalf("Admit after a failure = %+v, want Claimed with 1 attempt", a)
