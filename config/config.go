@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -259,6 +260,7 @@ func ConfigPath(flag string, environ []string) string {
 func Load(path string, environ []string) (*Config, error) {
 	c := Default()
 	var errs []error
+	set := make(setKeys)
 	source := "(environment)"
 	if path != "" {
 		source = path
@@ -266,12 +268,13 @@ func Load(path string, environ []string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		errs = append(errs, decodeFile(c, data)...)
+		errs = append(errs, decodeFile(c, data, set)...)
 		c.resolveFiles(filepath.Dir(path))
 	}
-	errs = append(errs, applyEnv(c, environ)...)
+	errs = append(errs, applyEnv(c, environ, set)...)
 	c.normalize()
-	errs = append(errs, c.readSecretFiles()...)
+	c.yieldDefaults(set)
+	errs = append(errs, c.readSecretFiles(set)...)
 	errs = append(errs, c.problems()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", source, problemList(errs))
@@ -279,8 +282,55 @@ func Load(path string, environ []string) (*Config, error) {
 	return c, nil
 }
 
-// decodeFile overlays the YAML document data onto c.
-func decodeFile(c *Config, data []byte) []error {
+// setKeys records the scalar keys the file or the environment set, by
+// path ("worker.ack_wait"), with where each came from.
+type setKeys map[string]string
+
+// Where a key was set, in setKeys.
+const (
+	fromFile = "file"
+	fromEnv  = "environment"
+)
+
+// yieldDefaults makes the defaults the user's own values would contradict
+// give way: a default never overrules what the user set, and only two
+// values the user set can contradict each other (the validation then says
+// so). An unset worker.request_timeout, say, stays the default 10s below a
+// worker.ack_wait of 30s or more, and becomes a third of a shorter one.
+func (c *Config) yieldDefaults(set setKeys) {
+	w, r, n := &c.Worker, &c.Retry, &c.NATS
+	if set["worker.request_timeout"] == "" && w.AckWait > 0 {
+		w.RequestTimeout = min(w.RequestTimeout, w.AckWait/3)
+	}
+	b := &w.Breaker
+	if set["worker.breaker.max_hold"] == "" {
+		b.MaxHold = max(b.MaxHold, b.Cooldown)
+	} else if set["worker.breaker.cooldown"] == "" && b.MaxHold > 0 {
+		b.Cooldown = min(b.Cooldown, b.MaxHold)
+	}
+	if set["retry.max_interval"] == "" {
+		r.MaxInterval = max(r.MaxInterval, r.InitialInterval)
+	} else if set["retry.initial_interval"] == "" && r.MaxInterval > 0 {
+		r.InitialInterval = min(r.InitialInterval, r.MaxInterval)
+	}
+	// A stream's max age must cover its duplicate window (0 keeps for ever).
+	for _, age := range []struct {
+		key string
+		v   *time.Duration
+	}{{"nats.dead_max_age", &n.DeadMaxAge}, {"nats.events_max_age", &n.EventsMaxAge}} {
+		switch {
+		case *age.v <= 0:
+		case set[age.key] == "":
+			*age.v = max(*age.v, n.DuplicateWindow)
+		case set["nats.duplicate_window"] == "":
+			n.DuplicateWindow = min(n.DuplicateWindow, *age.v)
+		}
+	}
+}
+
+// decodeFile overlays the YAML document data onto c, recording in set the
+// keys it gives.
+func decodeFile(c *Config, data []byte, set setKeys) []error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -293,7 +343,7 @@ func decodeFile(c *Config, data []byte) []error {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return []error{errors.New("the file must hold one YAML document")}
 	}
-	d := &decoder{budget: maxNodes}
+	d := &decoder{budget: maxNodes, set: set}
 	d.decode(&doc, refValue(c), "")
 	return d.errs
 }
@@ -331,15 +381,25 @@ func (c *Config) normalize() {
 }
 
 // readSecretFiles replaces each *_file with the file's trimmed contents.
-func (c *Config) readSecretFiles() []error {
+// Where a secret and its file are both given, the environment overrides the
+// file as it does for every key; given both in one place, they are an error.
+func (c *Config) readSecretFiles(set setKeys) []error {
 	var errs []error
 	read := func(key, fileKey string, value *string, file string) {
 		if file == "" {
 			return
 		}
 		if *value != "" {
-			errs = append(errs, fmt.Errorf("%s: set only one of %s and %s", key, lastSegment(key), lastSegment(fileKey)))
-			return
+			switch {
+			case set[key] == fromEnv && set[fileKey] != fromEnv:
+				return // the secret from the environment wins
+			case set[fileKey] == fromEnv && set[key] != fromEnv:
+				// the file named in the environment wins
+			default:
+				errs = append(errs, fmt.Errorf("%s: set only one of %s and %s (both are given in the %s)",
+					key, lastSegment(key), lastSegment(fileKey), cmp.Or(set[key], fromFile)))
+				return
+			}
 		}
 		data, err := os.ReadFile(file)
 		if err != nil {

@@ -1,7 +1,9 @@
 package config_test
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"io/fs"
 	"iter"
 	"os"
@@ -426,4 +428,95 @@ func errorText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// The contract's example with short timeouts starts: defaults the user did
+// not set give way to the values they did, and only two values the user
+// set can contradict each other.
+func TestDefaultsYieldToWhatTheUserSet(t *testing.T) {
+	t.Parallel()
+	secret := "HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + wechatSecret
+	tests := []struct {
+		name    string
+		file    string // default contract.good.yaml
+		give    []string
+		want    func(*config.Config) string // "" when the config is as wanted
+		wantErr string
+	}{
+		{
+			name: "short ack wait",
+			give: []string{"HERALD_WORKER_ACK_WAIT=5s"},
+			want: func(c *config.Config) string {
+				if c.Worker.AckWait != 5*time.Second || c.Worker.RequestTimeout >= c.Worker.AckWait || c.Worker.RequestTimeout <= 0 {
+					return fmt.Sprintf("ack_wait %v, request_timeout %v", c.Worker.AckWait, c.Worker.RequestTimeout)
+				}
+				return ""
+			},
+		},
+		{
+			name: "long breaker cooldown",
+			give: []string{"HERALD_WORKER_BREAKER_COOLDOWN=10m"},
+			want: func(c *config.Config) string {
+				if c.Worker.Breaker.MaxHold != 10*time.Minute {
+					return fmt.Sprintf("max_hold %v, want the cooldown 10m", c.Worker.Breaker.MaxHold)
+				}
+				return ""
+			},
+		},
+		{
+			name: "short breaker max hold",
+			give: []string{"HERALD_WORKER_BREAKER_MAX_HOLD=5s"},
+			want: func(c *config.Config) string {
+				if c.Worker.Breaker.Cooldown != 5*time.Second {
+					return fmt.Sprintf("cooldown %v, want the max hold 5s", c.Worker.Breaker.Cooldown)
+				}
+				return ""
+			},
+		},
+		{
+			name: "short retry ceiling",
+			file: "minimal.good.yaml",
+			give: []string{"HERALD_RETRY_MAX_INTERVAL=500ms"},
+			want: func(c *config.Config) string {
+				if c.Retry.InitialInterval != 500*time.Millisecond {
+					return fmt.Sprintf("initial_interval %v, want 500ms", c.Retry.InitialInterval)
+				}
+				return ""
+			},
+		},
+		{
+			name: "short dead-letter age",
+			give: []string{"HERALD_NATS_DEAD_MAX_AGE=1m"},
+			want: func(c *config.Config) string {
+				if c.NATS.DuplicateWindow != time.Minute {
+					return fmt.Sprintf("duplicate_window %v, want 1m", c.NATS.DuplicateWindow)
+				}
+				return ""
+			},
+		},
+		{
+			name:    "both set, contradicting",
+			give:    []string{"HERALD_WORKER_ACK_WAIT=5s", "HERALD_WORKER_REQUEST_TIMEOUT=10s"},
+			wantErr: "worker.request_timeout: must be shorter than worker.ack_wait (5s)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			file := cmp.Or(tt.file, "contract.good.yaml")
+			c, err := config.Load("testdata/"+file, append(tt.give, secret))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if msg := tt.want(c); msg != "" {
+				t.Fatal(msg)
+			}
+		})
+	}
 }

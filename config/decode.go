@@ -37,6 +37,7 @@ func refValue(c *Config) reflect.Value { return reflect.ValueOf(c).Elem() }
 type decoder struct {
 	errs   []error
 	budget int
+	set    setKeys // the scalar keys given
 	// open holds the anchored nodes being decoded, to catch an alias
 	// inside its own anchor.
 	open map[*yaml.Node]bool
@@ -109,6 +110,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 		if err := setScalar(v, n.Value); err != nil {
 			d.fail(n, key, "%v", err)
 		}
+		d.set[key] = fromFile
 	}
 }
 

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +57,9 @@ func leaves(t reflect.Type, key, env string, index []int) []leaf {
 	return out
 }
 
-// applyEnv overlays the HERALD_* variables of environ onto c.
-func applyEnv(c *Config, environ []string) []error {
+// applyEnv overlays the HERALD_* variables of environ onto c, recording in
+// set the keys they give.
+func applyEnv(c *Config, environ []string, set setKeys) []error {
 	vars := make(map[string]string)
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix) {
@@ -75,10 +78,13 @@ func applyEnv(c *Config, environ []string) []error {
 		switch l, ok := static[name]; {
 		case ok:
 			err = setLeaf(refValue(c), l, value)
+			set[l.key] = fromEnv
+		case serviceLink(rest, value):
+			continue // set by the kubelet for a Service, not by the user
 		case strings.HasPrefix(rest, "RATE_LIMITS_"):
 			err = setRateLimit(c, strings.TrimPrefix(rest, "RATE_LIMITS_"), value)
 		case strings.HasPrefix(rest, "APPS_"):
-			err = setApp(c, strings.TrimPrefix(rest, "APPS_"), value)
+			err = setApp(c, strings.TrimPrefix(rest, "APPS_"), value, set)
 		case ownedSection(rest):
 			err = errNoSetting
 		default:
@@ -100,6 +106,40 @@ func ownedSection(rest string) bool {
 		}
 	}
 	return false
+}
+
+// Kubernetes gives every pod, unless its spec sets enableServiceLinks:
+// false, Docker-link variables for each Service in its namespace. A Service
+// named herald-worker yields HERALD_WORKER_SERVICE_HOST=10.0.0.7,
+// HERALD_WORKER_SERVICE_PORT=8080, HERALD_WORKER_SERVICE_PORT_HTTP=8080,
+// HERALD_WORKER_PORT=tcp://10.0.0.7:8080 and HERALD_WORKER_PORT_8080_TCP
+// with its _PROTO, _PORT and _ADDR: all inside herald's prefix, none a
+// setting. They are recognised by name and value together, so a typo of a
+// real setting is still reported.
+var (
+	linkName = regexp.MustCompile(`^[A-Z0-9_]+?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]{1,5}_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$`)
+	linkAddr = regexp.MustCompile(`^(tcp|udp|sctp)://[0-9A-Fa-f.:\[\]]+:[0-9]{1,5}$`)
+)
+
+// serviceLink reports whether name (without HERALD_) and value are a
+// Kubernetes service-link variable.
+func serviceLink(name, value string) bool {
+	m := linkName.FindStringSubmatch(name)
+	if m == nil {
+		return false
+	}
+	kind := m[1]
+	switch {
+	case kind == "SERVICE_HOST", strings.HasSuffix(kind, "_ADDR"):
+		return net.ParseIP(value) != nil
+	case kind == "PORT", strings.HasSuffix(kind, "_TCP"), strings.HasSuffix(kind, "_UDP"), strings.HasSuffix(kind, "_SCTP"):
+		return linkAddr.MatchString(value)
+	case strings.HasSuffix(kind, "_PROTO"):
+		return value == "tcp" || value == "udp" || value == "sctp"
+	default: // SERVICE_PORT, SERVICE_PORT_<NAME>, PORT_<n>_<PROTO>_PORT
+		n, err := strconv.Atoi(value)
+		return err == nil && n > 0 && n <= 65535 && value == strconv.Itoa(n)
+	}
 }
 
 // errNoSetting reports a variable under a known section that names no key.
@@ -144,7 +184,7 @@ func setRateLimit(c *Config, rest, value string) error {
 // setApp handles APPS_<APP>_<PLATFORM>_<FIELD>. <APP> is an app's name
 // upper-cased, with every character other than a letter or digit written
 // as _; an app no name matches is created under the lower-cased <APP>.
-func setApp(c *Config, rest, value string) error {
+func setApp(c *Config, rest, value string, set setKeys) error {
 	type platform struct {
 		env, key string
 		typ      reflect.Type
@@ -178,6 +218,7 @@ func setApp(c *Config, rest, value string) error {
 			}
 			l.key = "apps." + name + "." + p.key + "." + l.key
 			err = setLeaf(ptr.Elem(), l, value)
+			set[l.key] = fromEnv
 			if c.Apps == nil {
 				c.Apps = make(map[string]App)
 			}

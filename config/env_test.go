@@ -44,6 +44,12 @@ func TestEnvOverrides(t *testing.T) {
 			want: "",
 		},
 		{
+			name: "secret over the file's secret file",
+			give: []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=from-env"},
+			get:  func(c *config.Config) any { return c.Apps["default"].WeChat.AppSecret.Reveal() },
+			want: "from-env",
+		},
+		{
 			name: "duration",
 			give: []string{"HERALD_WORKER_SHUTDOWN_GRACE=1m"},
 			get:  func(c *config.Config) any { return c.Worker.ShutdownGrace },
@@ -240,6 +246,17 @@ func TestEnvErrors(t *testing.T) {
 			wantErr: "HERALD_WORKER_CONCURENCY: no such setting",
 		},
 		{
+			// Shaped like a service link, but its value is not one.
+			name:    "port setting that does not exist",
+			give:    []string{"HERALD_WORKER_PORT=8080"},
+			wantErr: "HERALD_WORKER_PORT: no such setting",
+		},
+		{
+			name:    "service host that is not an address",
+			give:    []string{"HERALD_NATS_SERVICE_HOST=nats.example"},
+			wantErr: "HERALD_NATS_SERVICE_HOST: no such setting",
+		},
+		{
 			name:    "not a whole number",
 			give:    []string{"HERALD_WORKER_CONCURRENCY=many"},
 			wantErr: `HERALD_WORKER_CONCURRENCY: worker.concurrency: want a whole number, not "many"`,
@@ -300,9 +317,9 @@ func TestEnvErrors(t *testing.T) {
 			wantErr: "apps.default.wechat.app_secret_file: open /nonexistent/secret: no such file or directory",
 		},
 		{
-			name:    "secret and secret file",
-			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=inline"},
-			wantErr: "apps.default.wechat.app_secret: set only one of app_secret and app_secret_file",
+			name:    "secret and secret file both in the environment",
+			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=inline", "HERALD_APPS_DEFAULT_WECHAT_APP_SECRET_FILE=/run/secret"},
+			wantErr: "apps.default.wechat.app_secret: set only one of app_secret and app_secret_file (both are given in the environment)",
 		},
 	}
 	for _, tt := range tests {
@@ -324,4 +341,33 @@ func writeConfig(t testing.TB, text string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// The kubelet's service-link variables for Services named herald-worker,
+// herald-nats and herald-redis-primary land in herald's prefix and its
+// sections; they are not settings and do not stop the load.
+func TestServiceLinksAreIgnored(t *testing.T) {
+	t.Parallel()
+	var environ []string
+	for _, svc := range []string{"HERALD_WORKER", "HERALD_NATS", "HERALD_REDIS_PRIMARY", "HERALD_APPS_DEFAULT"} {
+		environ = append(environ,
+			svc+"_SERVICE_HOST=10.96.0.7",
+			svc+"_SERVICE_PORT=8080",
+			svc+"_SERVICE_PORT_HTTP=8080",
+			svc+"_PORT=tcp://10.96.0.7:8080",
+			svc+"_PORT_8080_TCP=tcp://10.96.0.7:8080",
+			svc+"_PORT_8080_TCP_PROTO=tcp",
+			svc+"_PORT_8080_TCP_PORT=8080",
+			svc+"_PORT_8080_TCP_ADDR=10.96.0.7",
+			svc+"_PORT_53_UDP=udp://[fd00::7]:53",
+		)
+	}
+	environ = append(environ, "HERALD_WORKER_CONCURRENCY=7")
+	cfg, err := config.Load("", environ)
+	if err != nil {
+		t.Fatalf("Load with service links: %v", err)
+	}
+	if cfg.Worker.Concurrency != 7 {
+		t.Fatalf("worker.concurrency = %d, want 7: real settings still apply", cfg.Worker.Concurrency)
+	}
 }

@@ -89,7 +89,7 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 		},
 		{
 			name:    "secret beside its file",
-			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + planted},
+			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + planted, "HERALD_APPS_DEFAULT_WECHAT_APP_SECRET_FILE=/run/secret"},
 			wantErr: "apps.default.wechat.app_secret: set only one of app_secret and app_secret_file",
 		},
 		{
