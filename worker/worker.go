@@ -97,6 +97,16 @@ func (c *Config) setDefaults() {
 	c.PullBatch = min(c.PullBatch, c.Concurrency)
 }
 
+// MaxUnacked is how many messages a replica with c's settings holds
+// unacknowledged at most: Concurrency + 1.5 × PullBatch (the handlers'
+// messages and the iterator's buffer). A consumer's max_ack_pending must
+// cover it for every replica, and an autoscaler's lag threshold must stay
+// above it.
+func (c Config) MaxUnacked() int {
+	c.setDefaults()
+	return c.Concurrency + (c.PullBatch+1)/2 + c.PullBatch
+}
+
 // Validate reports a config the worker cannot run with.
 func (c *Config) Validate() error {
 	var errs []error
@@ -535,6 +545,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, g *gate, res job.Resul
 	case retry.DeadLetter:
 		if g.success() {
 			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
+			d.logAt(zap.InfoLevel, "app resumed: the probe was answered")
 		}
 		w.deadLetter(ctx, d, dec.Reason, detailOf(dec, err))
 	case retry.Throttle, retry.Pause:
@@ -715,7 +726,7 @@ func (w *Worker) deadLetterOf(d *delivery, reason string, dt retry.Detail) job.D
 	if platform != job.WeChat && platform != job.Alipay {
 		platform = job.PlatformOf(d.msg.Subject())
 		if platform != job.WeChat && platform != job.Alipay {
-			platform = "unknown"
+			platform = job.UnknownPlatform
 		}
 	}
 	dl := job.DeadLetter{

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,8 +16,10 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/worker"
 )
 
 const root = "../kubernetes"
@@ -62,7 +65,7 @@ func TestKustomizationsRenderIntoRealTypes(t *testing.T) {
 			for _, o := range objs {
 				kinds[o.Kind]++
 			}
-			for _, k := range []string{"Deployment", "ConfigMap", "Service", "PodDisruptionBudget", "Job", "ServiceAccount"} {
+			for _, k := range []string{"Deployment", "ConfigMap", "Service", "PodDisruptionBudget", "Job", "ServiceAccount", "NetworkPolicy"} {
 				if kinds[k] != 1 {
 					t.Errorf("%d %s, want 1", kinds[k], k)
 				}
@@ -222,7 +225,10 @@ func TestDeploymentAgreesWithHeraldConfig(t *testing.T) {
 			if !ok {
 				t.Fatalf("ConfigMap %s has no %s", cm.Name, filepath.Base(path))
 			}
-			cfg := loadConfig(t, data, pod, c)
+			// The kubelet's variables for every Service in the namespace,
+			// unless the pod turns them off, then the container's own.
+			svcs := find[corev1.Service](t, objs, "Service")
+			cfg := loadConfig(t, data, pod, c, svcs)
 
 			if strings.HasPrefix(dir, "overlays/production") && cfg.NATS.Replicas != 3 {
 				t.Errorf("nats.replicas %d in production, want 3 (a 3-node JetStream cluster)", cfg.NATS.Replicas)
@@ -277,13 +283,32 @@ func TestDeploymentAgreesWithHeraldConfig(t *testing.T) {
 				t.Errorf("resources %+v: requests and limits for cpu and memory", c.Resources)
 			}
 
-			// The streams Job runs `herald streams apply` on the same config.
+			// The streams Job runs `herald streams apply` on the same config,
+			// with its own environment.
 			job := one[batchv1.Job](t, objs, "Job")
 			jc := job.Spec.Template.Spec.Containers[0]
 			if strings.Join(jc.Args[:2], " ") != "streams apply" || jc.Image != c.Image || envValue(jc, config.EnvConfig) != path {
 				t.Errorf("Job runs %v on %s with %s", jc.Args, jc.Image, envValue(jc, config.EnvConfig))
 			}
+			loadConfig(t, data, job.Spec.Template.Spec, jc, svcs)
 			checkHardened(t, job.Spec.Template.Spec)
+			// GitOps tools cannot patch a Job's template: they must recreate it.
+			for k, want := range map[string]string{
+				"argocd.argoproj.io/hook":               "Sync",
+				"argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+				"kustomize.toolkit.fluxcd.io/force":     "enabled",
+			} {
+				if got := job.Annotations[k]; got != want {
+					t.Errorf("Job annotation %s = %q, want %q", k, got, want)
+				}
+			}
+
+			for _, img := range []string{c.Image, jc.Image} {
+				if _, tag, ok := strings.Cut(img[strings.LastIndex(img, "/")+1:], ":"); !ok || tag == "" || tag == "latest" {
+					t.Errorf("image %q: want a pinned release tag", img)
+				}
+			}
+			checkNetworkPolicy(t, one[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy"), d, c)
 
 			// The autoscaler, where there is one, watches this consumer.
 			for _, so := range find[kedav1alpha1.ScaledObject](t, objs, "ScaledObject") {
@@ -342,19 +367,53 @@ func checkScaledObject(t *testing.T, so *kedav1alpha1.ScaledObject, d *appsv1.De
 	if err != nil || lag <= 0 {
 		t.Fatalf("lagThreshold %q", m["lagThreshold"])
 	}
-	// A replica holds concurrency + a pull batch of at most 64 jobs as lag
-	// by itself; a threshold at or below that would scale on in-flight work.
-	if held := cfg.Worker.Concurrency + min(64, cfg.Worker.Concurrency); lag <= held {
+	// A replica holds some jobs unacknowledged by itself: a threshold at or
+	// below that would scale on in-flight work.
+	held := worker.Config{Concurrency: cfg.Worker.Concurrency}.MaxUnacked()
+	if lag <= held {
 		t.Errorf("lagThreshold %d is not above what one replica holds in flight (%d)", lag, held)
 	}
+	if act, err := strconv.Atoi(m["activationLagThreshold"]); err != nil || act < held || act > lag {
+		t.Errorf("activationLagThreshold %q, want one replica's in-flight window %d, at most lagThreshold %d", m["activationLagThreshold"], held, lag)
+	}
 	// Every replica's window must fit in the consumer's max_ack_pending.
-	if need := int(*so.Spec.MaxReplicaCount) * (cfg.Worker.Concurrency + min(64, cfg.Worker.Concurrency)); need > cfg.NATS.MaxAckPending {
+	if need := int(*so.Spec.MaxReplicaCount) * held; need > cfg.NATS.MaxAckPending {
 		t.Errorf("maxReplicaCount %d needs max_ack_pending >= %d, config has %d", *so.Spec.MaxReplicaCount, need, cfg.NATS.MaxAckPending)
+	}
+}
+
+// checkNetworkPolicy: the policy selects the worker's pods, lets in only
+// its http port, and lets out DNS, NATS, Redis and HTTPS.
+func checkNetworkPolicy(t *testing.T, np *networkingv1.NetworkPolicy, d *appsv1.Deployment, c corev1.Container) {
+	t.Helper()
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("NetworkPolicy selects %s=%s, the worker's pods are %v", k, v, d.Spec.Template.Labels)
+		}
+	}
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.String() != c.Ports[0].Name {
+		t.Errorf("NetworkPolicy ingress %+v, want the one port %s", np.Spec.Ingress, c.Ports[0].Name)
+	}
+	out := map[string]bool{}
+	for _, rule := range np.Spec.Egress {
+		for _, p := range rule.Ports {
+			out[p.Port.String()] = true
+		}
+	}
+	for _, port := range []string{"53", "4222", "6379", "443"} {
+		if !out[port] {
+			t.Errorf("NetworkPolicy lets no traffic out to port %s", port)
+		}
 	}
 }
 
 func checkHardened(t *testing.T, pod corev1.PodSpec) {
 	t.Helper()
+	// herald reads HERALD_* variables as settings; the kubelet's service
+	// links for a Service named herald-... are not its business.
+	if pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
+		t.Errorf("pod spec does not set enableServiceLinks: false")
+	}
 	psc := pod.SecurityContext
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod security context %+v: want runAsNonRoot and seccomp RuntimeDefault", psc)
@@ -399,9 +458,11 @@ func mountOf(t *testing.T, pod corev1.PodSpec, c corev1.Container, path string) 
 	return mounted{}
 }
 
-// loadConfig loads herald.yaml with config.Load as the worker would, with
-// the Secret's mount point replaced by a directory of stand-in files.
-func loadConfig(t *testing.T, data string, pod corev1.PodSpec, c corev1.Container) *config.Config {
+// loadConfig loads herald.yaml with config.Load as the container would:
+// with the Secret's mount point replaced by a directory of stand-in files,
+// and with the environment the kubelet gives it, service links included
+// unless the pod turns them off.
+func loadConfig(t *testing.T, data string, pod corev1.PodSpec, c corev1.Container, svcs []*corev1.Service) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	secretDir := filepath.Join(dir, "secrets")
@@ -438,9 +499,58 @@ func loadConfig(t *testing.T, data string, pod corev1.PodSpec, c corev1.Containe
 	if err := os.WriteFile(file, []byte(strings.ReplaceAll(data, secretMount+"/", secretDir+"/")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(file, nil)
+	var environ []string
+	if pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
+		environ = ServiceLinkEnv(svcs)
+	}
+	environ = append(environ, containerEnv(c)...)
+	cfg, err := config.Load(file, environ)
 	if err != nil {
-		t.Fatalf("herald.yaml does not load: %v", err)
+		t.Fatalf("herald.yaml does not load in container %s: %v", c.Name, err)
 	}
 	return cfg
+}
+
+// containerEnv is c's own environment, with stand-ins where the kubelet
+// would fill in a field or a key. An optional key is left out, as when it
+// is missing.
+func containerEnv(c corev1.Container) []string {
+	var env []string
+	for _, e := range c.Env {
+		v := e.Value
+		if from := e.ValueFrom; from != nil {
+			switch {
+			case from.FieldRef != nil:
+				v = "stand-in-pod"
+			case from.ResourceFieldRef != nil:
+				v = "100663296"
+			case from.SecretKeyRef != nil && from.SecretKeyRef.Optional != nil && *from.SecretKeyRef.Optional,
+				from.ConfigMapKeyRef != nil && from.ConfigMapKeyRef.Optional != nil && *from.ConfigMapKeyRef.Optional:
+				continue
+			default:
+				v = "stand-in"
+			}
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	return env
+}
+
+// The simulation finds what crash-looped the first deployment: a Service
+// named herald-worker, a pod with service links on, and a config loader
+// that treats HERALD_WORKER_PORT as a setting. Today's loader skips the
+// links; a real typo beside them is still refused.
+func TestServiceLinksReachTheLoader(t *testing.T) {
+	objs := render(t, "base")
+	svcs := find[corev1.Service](t, objs, "Service")
+	env := ServiceLinkEnv(svcs)
+	if !slices.Contains(env, "HERALD_WORKER_PORT=tcp://10.96.0.10:8080") {
+		t.Fatalf("service links %v lack HERALD_WORKER_PORT", env)
+	}
+	if _, err := config.Load("", env); err != nil {
+		t.Fatalf("config with the service links: %v", err)
+	}
+	if _, err := config.Load("", append(env, "HERALD_WORKER_CONCURENCY=10")); err == nil || !strings.Contains(err.Error(), "HERALD_WORKER_CONCURENCY: no such setting") {
+		t.Fatalf("a typo beside the service links = %v, want it named", err)
+	}
 }

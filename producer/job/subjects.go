@@ -21,13 +21,17 @@ const (
 	HeaderReplays = "Herald-Replays"
 )
 
+// UnknownPlatform is the platform of a dead letter whose job could not be
+// decoded far enough to tell: notify.dead.unknown.malformed_job.
+const UnknownPlatform = "unknown"
+
 // SendSubject is the subject jobs for platform are published on.
 func SendSubject(platform string) string { return SendRoot + "." + platform }
 
 // DeadSubject is the subject a dead letter is published on.
 func DeadSubject(platform, reason string) string {
 	if platform == "" {
-		platform = "unknown"
+		platform = UnknownPlatform
 	}
 	return DeadRoot + "." + platform + "." + reason
 }
