@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,55 +30,88 @@ func init() { commands = append(commands, newDevCmd) }
 const devNATSPort = 4223
 
 func newDevCmd(e *env) *cobra.Command {
-	var httpAddr, sandboxAddr, logLevel string
-	var natsPort int
-	var demo bool
+	var o devOptions
+	var logLevel string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything in one process on embedded defaults, for a first look",
 		Long: `Run an embedded JetStream server, the sandbox WeChat API and Alipay gateway
 (with RSA keys generated for this run), in-process dedup and rate limits (no Redis
 needed) and one worker, all in this process. It prints the NATS URL to publish
-to, sends a few demo jobs (a delivery, a user who refused: 43101, a value WeChat
-would reject: 47003, an Alipay delivery) and prints every receipt and dead
-letter as it happens. JetStream data lives in $HERALD_DATA_DIR (default
-$TMPDIR/herald-dev). Stop it with Ctrl-C.`,
+to and the commands to try, sends a few demo jobs (a delivery, a user who
+refused: 43101, a value WeChat would reject: 47003, an Alipay delivery) and
+prints every receipt and dead letter as it happens. Stop it with Ctrl-C.
+
+Each run starts afresh in a temporary directory that is removed when it stops,
+so two herald dev side by side do not meet. --data-dir (or $HERALD_DATA_DIR)
+keeps the JetStream data in a directory of your choice across runs instead;
+--fresh empties it first.
+
+A platform that keeps failing opens the app's breaker as in production, but
+dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 		Example: `  herald dev
   herald dev --http-addr 127.0.0.1:18080 --demo=false
-  # then, from another shell:
-  herald send --server nats://127.0.0.1:4223 --platform wechat --template tpl --to user1 --data thing1=hello`,
+  herald dev --data-dir ./herald-data --fresh
+  # then, from another shell (go install ./cmd/herald puts herald on your PATH):
+  export HERALD_NATS_URL=nats://127.0.0.1:4223
+  herald send --platform wechat --template tpl --to user1 --data thing1=hello
+  herald dlq list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, "console", zapSink(e))
+			log, err := newLogger(e, logLevel, "console")
 			if err != nil {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			return runDev(cmd.Context(), e, devOptions{
-				httpAddr: httpAddr, sandboxAddr: sandboxAddr, natsPort: natsPort, demo: demo,
-			}, log)
+			if o.dataDir == "" {
+				o.dataDir = config.LookupEnv(e.environ, envDataDir)
+			}
+			return runDev(cmd.Context(), e, o, log)
 		},
 	}
-	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz")
-	cmd.Flags().StringVar(&sandboxAddr, "sandbox-addr", "127.0.0.1:0", "address of the sandbox platform APIs")
-	cmd.Flags().IntVar(&natsPort, "nats-port", devNATSPort, "loopback port of the embedded JetStream server; 0 picks a free one")
-	cmd.Flags().BoolVar(&demo, "demo", true, "publish demo jobs at start (--demo=false to skip)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	cmd.Flags().StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of /metrics, /healthz and /readyz")
+	cmd.Flags().StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:0", "address of the sandbox platform APIs")
+	cmd.Flags().IntVar(&o.natsPort, "nats-port", devNATSPort, "loopback port of the embedded JetStream server; 0 picks a free one")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep JetStream data in this directory across runs (default: a temporary one per run; $"+envDataDir+")")
+	cmd.Flags().BoolVar(&o.fresh, "fresh", false, "empty --data-dir before starting")
+	cmd.Flags().BoolVar(&o.demo, "demo", true, "publish demo jobs at start (--demo=false to skip)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
 type devOptions struct {
 	httpAddr, sandboxAddr string
 	natsPort              int
+	dataDir               string // "": a temporary directory for this run
+	fresh                 bool
 	demo                  bool
 }
 
 func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
+	// Fail before starting anything when the worker's port is taken, by
+	// another herald dev say.
+	if err := addrFree(o.httpAddr); err != nil {
+		return fmt.Errorf("--http-addr %s is taken (is another herald dev running?); pass --http-addr 127.0.0.1:0 for any free port: %w", o.httpAddr, err)
+	}
+	dir := o.dataDir
+	switch {
+	case dir == "":
+		tmp, err := os.MkdirTemp("", "herald-dev-")
+		if err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		defer func() { _ = os.RemoveAll(tmp) }()
+		dir = tmp
+	case o.fresh:
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("--fresh: %w", err)
+		}
+	}
 	port := o.natsPort
 	if port != 0 && !portFree(port) {
 		port = 0
 	}
-	ns, err := embeddedNATS(dataDir(e.environ), port)
+	ns, err := embeddedNATS(filepath.Join(dir, "jetstream"), port)
 	if err != nil {
 		return err
 	}
@@ -105,6 +140,8 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	cfg.Worker.Instance = "herald-dev"
 	cfg.Worker.HTTPAddr = o.httpAddr
 	cfg.Worker.Concurrency = 64
+	// A demo that pauses for minutes is no demo: short breaker holds.
+	cfg.Worker.Breaker = config.Breaker{Failures: 10, Cooldown: 2 * time.Second, MaxHold: 10 * time.Second}
 	cfg.Retry.InitialInterval = 500 * time.Millisecond
 	cfg.Retry.MaxInterval = 5 * time.Second
 	cfg.Apps = map[string]config.App{job.DefaultApp: {WeChat: &config.WeChatApp{
@@ -124,20 +161,31 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	}
 
 	out := e.stdout
+	kept := "removed when herald dev stops"
+	if o.dataDir != "" {
+		kept = "kept across runs; --fresh empties it"
+	}
 	onStart := func(natsURL string, httpAddr net.Addr) {
 		fmt.Fprintf(out, `herald dev is running
-  JetStream  %s   (embedded; data in %s)
+  JetStream  %s   (embedded; data in %s, %s)
   sandbox    %s   (fake WeChat API and Alipay gateway; scripted answers: herald sandbox --help)
   worker     http://%s/readyz   /metrics   /healthz
 
-Publish a job:
-  herald send --server %s --platform wechat --template demo --to user-1 --data thing1=hello
-or with any NATS client, as raw JSON:
-  nats --server %s pub notify.send.wechat '{"id":"j1","platform":"wechat","template_id":"demo","to_user":"user-1","data":{"thing1":{"value":"hello"}}}'
+Try it from another shell. Install the CLI once (it lands in $(go env GOPATH)/bin):
+  go install ./cmd/herald
+then point it at this JetStream and publish, inspect, replay:
+  export HERALD_NATS_URL=%s
+  herald send --platform wechat --template demo --to user-1 --data thing1=hello
+  herald send --platform wechat --template demo --to fail-user-9 --data thing1=hello   # a failing platform: retries, then a dead letter
+  herald dlq list
+  herald dlq replay --reason user_refused --dry-run
+  herald streams status
+or publish with any NATS client, as raw JSON with the job's id as Nats-Msg-Id:
+  nats --server %s pub -H Nats-Msg-Id:j1 notify.send.wechat '{"id":"j1","platform":"wechat","template_id":"demo","to_user":"user-1","data":{"thing1":{"value":"hello"}}}'
 
 Receipts (notify.sent.>) and dead letters (notify.dead.>) appear below. Ctrl-C stops.
 
-`, natsURL, dataDir(e.environ), sandboxURL, httpAddr, natsURL, natsURL)
+`, natsURL, dir, kept, sandboxURL, httpAddr, natsURL, natsURL)
 		if err := tailEvents(ctx, natsURL, e); err != nil {
 			log.Error("watch receipts and dead letters", zap.Error(err))
 		}
@@ -147,7 +195,16 @@ Receipts (notify.sent.>) and dead letters (notify.dead.>) appear below. Ctrl-C s
 			}
 		}
 	}
-	return runWorker(ctx, cfg, log, onStart)
+	return runWorker(ctx, e, cfg, log, onStart)
+}
+
+// addrFree reports why addr cannot be listened on, or nil.
+func addrFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 // tailEvents prints receipts and dead letters as they are published. The

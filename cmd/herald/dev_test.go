@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -19,10 +20,13 @@ func TestDevRunsTheDemo(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
+	// Made before the goroutine: t.TempDir's cleanup must run after the
+	// one below has stopped herald dev, which registers later.
+	dataDir := t.TempDir()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		args := []string{"dev", "--http-addr", "127.0.0.1:0", "--nats-port", "0"}
-		if err := run(ctx, args, []string{"HERALD_DATA_DIR=" + t.TempDir()}, nil, out, io.Discard); err != nil {
+		if err := run(ctx, args, []string{"HERALD_DATA_DIR=" + dataDir}, nil, out, io.Discard); err != nil {
 			t.Errorf("herald dev: %v", err)
 		}
 	})
@@ -57,5 +61,24 @@ func TestDevRunsTheDemo(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "JetStream  nats://127.0.0.1:") {
 		t.Fatalf("the NATS URL is not printed:\n%s", out)
+	}
+}
+
+// A second herald dev on a taken port fails at once, before it starts
+// anything, and says what to do.
+func TestDevRefusesATakenPortBeforeStarting(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	out := &syncBuffer{}
+	err = run(t.Context(), []string{"dev", "--http-addr", l.Addr().String(), "--nats-port", "0"}, nil, nil, out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "is taken") || !strings.Contains(err.Error(), "--http-addr 127.0.0.1:0") {
+		t.Fatalf("herald dev on a taken port = %v, want a refusal naming the way out", err)
+	}
+	if out.String() != "" {
+		t.Fatalf("herald dev printed %q before refusing", out)
 	}
 }

@@ -40,7 +40,7 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(logLevel, logFormat, zapSink(e))
+			log, err := newLogger(e, logLevel, logFormat)
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 				}
 				defer stop()
 			}
-			return runWorker(cmd.Context(), cfg, log, nil)
+			return runWorker(cmd.Context(), e, cfg, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -84,7 +84,7 @@ type started func(natsURL string, httpAddr net.Addr)
 
 // runWorker runs one replica until ctx ends: NATS (embedded when nats.url is
 // empty), streams, stores, providers, the HTTP endpoints and the worker.
-func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart started) error {
+func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger, onStart started) error {
 	instance := cfg.Worker.Instance
 	if instance == "" {
 		h, err := os.Hostname()
@@ -95,7 +95,7 @@ func runWorker(ctx context.Context, cfg *config.Config, log *zap.Logger, onStart
 	}
 	natsURL := cfg.NATS.URL
 	if natsURL == "" {
-		s, err := embeddedNATS(dataDir(nil), 0)
+		s, err := embeddedNATS(workerDataDir(e.environ), 0)
 		if err != nil {
 			return err
 		}
