@@ -1,11 +1,16 @@
 .DEFAULT_GOAL := help
 GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/heraldhq/herald/internal/buildinfo.version=$(VERSION)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/herald
-	$(GO) build -o bin/herald ./cmd/herald
+build: ## build bin/herald, stamped with VERSION (git describe)
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/herald ./cmd/herald
+
+install: ## install herald into $(go env GOPATH)/bin, stamped with VERSION
+	$(GO) install -ldflags "$(LDFLAGS)" ./cmd/herald
 
 dev: ## run herald dev (embedded JetStream, sandbox, one worker)
 	$(GO) run ./cmd/herald dev
@@ -29,4 +34,4 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  done; \
 	done
 
-.PHONY: help build dev test lint tidy-lint fuzz
+.PHONY: help build install dev test lint tidy-lint fuzz

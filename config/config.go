@@ -250,7 +250,7 @@ func ConfigPath(flag string, environ []string) string {
 	if flag != "" {
 		return flag
 	}
-	return lookupEnv(environ, EnvConfig)
+	return LookupEnv(environ, EnvConfig)
 }
 
 // Load builds the configuration from defaults, the YAML file at path (none

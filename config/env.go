@@ -16,9 +16,9 @@ const envPrefix = "HERALD_"
 // maxRateLimits bounds the rate-limit index a variable may name.
 const maxRateLimits = 1000
 
-// lookupEnv returns the value of name in environ; a later entry wins, as
+// LookupEnv returns the value of name in environ; a later entry wins, as
 // with os/exec.
-func lookupEnv(environ []string, name string) string {
+func LookupEnv(environ []string, name string) string {
 	for _, kv := range slices.Backward(environ) {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
 			return v

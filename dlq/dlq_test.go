@@ -201,7 +201,7 @@ func TestStats(t *testing.T) {
 		"reason":   {"user_refused": 3, "invalid_template_data": 1, "retries_exhausted": 1, "malformed_job": 1},
 		"platform": {"wechat": 4, "alipay": 1, "unknown": 1},
 		"template": {"T1": 3, "T2": 2, "": 1},
-		"code":     {"43101": 2, "47003": 1, "": 3},
+		"code":     {"43101": 2, "47003": 1, dlq.NoCode: 3},
 	}
 	got := map[string]map[string]int{"reason": c.ByReason, "platform": c.ByPlatform, "template": c.ByTemplate, "code": c.ByCode}
 	for field, w := range want {

@@ -17,7 +17,7 @@ type Filter struct {
 	Platforms []string // wechat, alipay or unknown
 	Apps      []string
 	Templates []string // template_id
-	Codes     []string // the platform's code, e.g. 43101; "" matches letters without one
+	Codes     []string // the platform's code, e.g. 43101; NoCode (or "") matches letters without one
 	// Since and Until bound the time the dead letter was stored, both
 	// inclusive.
 	Since, Until time.Time
@@ -84,12 +84,28 @@ func (f Filter) Match(e Entry) bool {
 		in(f.Platforms, l.Platform) &&
 		in(f.Apps, l.App) &&
 		in(f.Templates, l.TemplateID) &&
-		in(f.Codes, l.Code) &&
+		in(f.Codes, codeKey(l.Code)) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || !e.Time.After(f.Until))
 }
 
+// NoCode stands for "no platform code" in a filter and in [Counts.ByCode]:
+// the dead letters no platform answered for (malformed, expired, rejected
+// by herald's own checks, ...).
+const NoCode = "none"
+
+// codeKey is how a letter's code is counted and matched: NoCode for none.
+func codeKey(code string) string {
+	if code == "" {
+		return NoCode
+	}
+	return code
+}
+
 func in(list []string, v string) bool {
+	if v == NoCode && slices.Contains(list, "") {
+		return true
+	}
 	return len(list) == 0 || slices.Contains(list, v)
 }
 

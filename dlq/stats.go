@@ -10,7 +10,7 @@ import (
 )
 
 // Counts is how many dead letters matched a filter, in all and by field.
-// A dead letter without a code is counted under the code "".
+// A dead letter without a code is counted under the code [NoCode].
 type Counts struct {
 	Total      int            `json:"total"`
 	First      *time.Time     `json:"first,omitempty"` // oldest matching dead letter
@@ -44,7 +44,7 @@ func (c *Counts) add(e Entry) {
 	c.ByPlatform[l.Platform]++
 	c.ByApp[l.App]++
 	c.ByTemplate[l.TemplateID]++
-	c.ByCode[l.Code]++
+	c.ByCode[codeKey(l.Code)]++
 	if !e.Replayable() {
 		c.Unreplayable++
 	}

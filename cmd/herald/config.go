@@ -52,9 +52,13 @@ xxxxx. An invalid configuration fails with every problem, each naming its key.`,
 // --config flag, else $HERALD_CONFIG from e's environment, overridden by
 // e's HERALD_* variables.
 func loadConfig(cmd *cobra.Command, e *env) (*config.Config, error) {
-	var flag string
+	return config.Load(config.ConfigPath(configFlag(cmd), e.environ), e.environ)
+}
+
+// configFlag is the --config flag's value, "" when not given.
+func configFlag(cmd *cobra.Command) string {
 	if f := cmd.Flags().Lookup("config"); f != nil {
-		flag = f.Value.String()
+		return f.Value.String()
 	}
-	return config.Load(config.ConfigPath(flag, e.environ), e.environ)
+	return ""
 }

@@ -87,17 +87,11 @@ func (f *filterFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.until, "until", "", "stored at or before: a duration ago or an RFC 3339 time")
 }
 
-// filter builds the dead-letter filter, warning on e.stderr about values
-// herald never writes (they match nothing).
-func (f *filterFlags) filter(e *env, now time.Time) (dlq.Filter, error) {
+// filter builds the dead-letter filter. A reason or platform herald never
+// writes is an error: it would match nothing.
+func (f *filterFlags) filter(now time.Time) (dlq.Filter, error) {
 	out := dlq.Filter{
-		Reasons: f.reasons, Platforms: f.platforms, Apps: f.apps, Templates: f.templates,
-	}
-	for _, c := range f.codes {
-		if c == "none" {
-			c = ""
-		}
-		out.Codes = append(out.Codes, c)
+		Reasons: f.reasons, Platforms: f.platforms, Apps: f.apps, Templates: f.templates, Codes: f.codes,
 	}
 	var err error
 	if out.Since, err = parseTimeFlag(f.since, now, -1); err != nil {
@@ -109,14 +103,16 @@ func (f *filterFlags) filter(e *env, now time.Time) (dlq.Filter, error) {
 	if err := out.Validate(); err != nil {
 		return out, err
 	}
+	// A misspelt reason or platform would match nothing, and a replay or
+	// purge would report success having done nothing.
 	for _, r := range f.reasons {
 		if !slices.Contains(job.Reasons, r) {
-			fmt.Fprintf(e.stderr, "warning: %q is not a reason herald writes (%s)\n", r, strings.Join(job.Reasons, ", "))
+			return out, fmt.Errorf("--reason %q: not a reason herald writes (%s)", r, strings.Join(job.Reasons, ", "))
 		}
 	}
 	for _, p := range f.platforms {
-		if p != job.WeChat && p != job.Alipay && p != "unknown" {
-			fmt.Fprintf(e.stderr, "warning: %q is not a platform (wechat, alipay, unknown)\n", p)
+		if p != job.WeChat && p != job.Alipay && p != job.UnknownPlatform {
+			return out, fmt.Errorf("--platform %q: not a platform (wechat, alipay, %s)", p, job.UnknownPlatform)
 		}
 	}
 	return out, nil
@@ -159,7 +155,7 @@ in full. --json prints every field of every entry.`,
   herald dlq list --code 47003 --json | jq -r '.[].letter.field' | sort | uniq -c`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := ff.filter(e, time.Now())
+			f, err := ff.filter(time.Now())
 			if err != nil {
 				return err
 			}
@@ -313,7 +309,7 @@ app, template and platform code, highest first. Set a window with --since and
   herald dlq stats --since 24h --json | jq .by_reason`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := ff.filter(e, time.Now())
+			f, err := ff.filter(time.Now())
 			if err != nil {
 				return err
 			}
@@ -382,7 +378,9 @@ type confirmation struct {
 	e    *env
 	yes  bool
 	verb string
-	err  error
+	// narrow says how to select fewer: "narrow the filters".
+	narrow string
+	err    error
 }
 
 func (c *confirmation) ask(n int) bool {
@@ -390,7 +388,7 @@ func (c *confirmation) ask(n int) bool {
 		return true
 	}
 	if !isTerminal(c.e.stdin) {
-		c.err = fmt.Errorf("refusing to %s %d dead letters without confirmation: standard input is not a terminal; pass --yes, or narrow the filters or --limit to %d", c.verb, n, confirmAbove)
+		c.err = fmt.Errorf("refusing to %s %d dead letters without confirmation: standard input is not a terminal; pass --yes, or %s", c.verb, n, c.narrow)
 		return false
 	}
 	fmt.Fprintf(c.e.stderr, "%s %d dead letters? [y/N] ", c.verb, n)
@@ -406,7 +404,7 @@ func (c *confirmation) ask(n int) bool {
 func newDLQReplayCmd(e *env, conn *natsFlags) *cobra.Command {
 	var ff filterFlags
 	var o dlq.ReplayOptions
-	var yes, jsonOut bool
+	var all, yes, jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "replay",
 		Short: "Publish dead letters' jobs again",
@@ -423,16 +421,22 @@ Dead letters whose job could not be decoded (malformed_job with raw bytes) are
 skipped and counted. Replay collects the sequence numbers first: if it is
 interrupted (Ctrl-C, a lost connection), run the same command again.
 
-More than 100 dead letters need confirmation: a prompt on a terminal, --yes
-elsewhere. --dry-run counts and samples what would be replayed and changes
-nothing.`,
+Without a filter, replay refuses unless --all (or --dry-run) is given: a dead letter whose
+reason is permanent (user_refused, invalid_template_data, ...) fails again unless
+its cause was fixed. More than 100 dead letters need confirmation: a prompt on a
+terminal, --yes elsewhere. --dry-run counts and samples what would be replayed
+and changes nothing.`,
 		Example: `  herald dlq replay --reason retries_exhausted --since 1h --dry-run
   herald dlq replay --reason retries_exhausted --since 1h --rate 50
   herald dlq replay --reason unknown_app --app shop --yes --json
   herald dlq replay --reason expired --limit 10 --keep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := ff.filter(e, time.Now())
+			if ff.empty() && !all && !o.DryRun {
+				return errors.New("replay needs a filter (--reason, --platform, --app, --template, --code, --since, --until) or --all: " +
+					"without one it would replay every dead letter, those that will fail again (user_refused, invalid_template_data, ...) too")
+			}
+			f, err := ff.filter(time.Now())
 			if err != nil {
 				return err
 			}
@@ -445,7 +449,8 @@ nothing.`,
 			}
 			defer c.close()
 			o.Filter, o.Stream, o.SendStream = f, c.cfg.NATS.DeadStream, c.cfg.NATS.Stream
-			ask := &confirmation{e: e, yes: yes, verb: "replay"}
+			ask := &confirmation{e: e, yes: yes, verb: "replay",
+				narrow: fmt.Sprintf("narrow the filters or pass --limit %d", confirmAbove)}
 			o.Confirm = ask.ask
 			var bar *progress
 			o.Progress = func(p dlq.Progress) {
@@ -476,6 +481,7 @@ nothing.`,
 	}
 	ff.register(cmd)
 	fs := cmd.Flags()
+	fs.BoolVar(&all, "all", false, "replay every dead letter when no filter is given")
 	fs.IntVar(&o.Limit, "limit", 0, "most dead letters to replay, oldest first; 0 for all")
 	fs.Float64Var(&o.Rate, "rate", 0, "most jobs published per second; 0 for no limit")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "count and sample what would be replayed; change nothing")
@@ -551,7 +557,7 @@ Dead letters also age out by themselves after nats.dead_max_age (14 days).`,
 			if ff.empty() && !all {
 				return errors.New("purge needs a filter (--reason, --platform, --app, --template, --code, --since, --until) or --all")
 			}
-			f, err := ff.filter(e, time.Now())
+			f, err := ff.filter(time.Now())
 			if err != nil {
 				return err
 			}
@@ -560,7 +566,7 @@ Dead letters also age out by themselves after nats.dead_max_age (14 days).`,
 				return err
 			}
 			defer c.close()
-			ask := &confirmation{e: e, yes: yes, verb: "purge"}
+			ask := &confirmation{e: e, yes: yes, verb: "purge", narrow: "narrow the filters"}
 			var bar *progress
 			res, err := dlq.Purge(cmd.Context(), c.js, c.cfg.NATS.DeadStream, f, dryRun,
 				dlq.PurgeConfirm(ask.ask),

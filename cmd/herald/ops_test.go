@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/buildinfo"
 	"github.com/heraldhq/herald/internal/testenv"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/producer/job"
@@ -190,7 +192,7 @@ type sendResult struct {
 func TestSendOneJob(t *testing.T) {
 	t.Parallel()
 	b := opsSetup(t)
-	args := []string{"send", "--template", "tpl", "--to", "user-1", "--data", "thing1=Order shipped", "--data", "time2=a=b",
+	args := []string{"send", "--template", "tpl", "--to", "user-1", "--data", "thing1=Order shipped", "--data", "thing2=a=b",
 		"--page", "pages/order?id=1", "--id", "order-1", "--not-after", "1h", "--json"}
 
 	var first, second sendResult
@@ -216,7 +218,7 @@ func TestSendOneJob(t *testing.T) {
 		t.Fatalf("published job: %v", err)
 	}
 	if m.Subject != "notify.send.wechat" || m.Header.Get(job.HeaderMsgID) != "order-1" ||
-		j.Data["time2"].Value != "a=b" || j.Page != "pages/order?id=1" || j.NotAfter == nil {
+		j.Data["thing2"].Value != "a=b" || j.Page != "pages/order?id=1" || j.NotAfter == nil {
 		t.Fatalf("published %s %v: %+v", m.Subject, m.Header, j)
 	}
 
@@ -371,11 +373,12 @@ func TestDLQStatsJSON(t *testing.T) {
 	if err := b.runJSON(t, &c, "", "dlq", "stats", "--json", "--since", "1h"); err != nil {
 		t.Fatal(err)
 	}
-	if c.Total != 4 || c.ByReason[job.ReasonUserRefused] != 3 || c.ByCode[""] != 1 || c.ByTemplate["tpl"] != 4 {
+	if c.Total != 4 || c.ByReason[job.ReasonUserRefused] != 3 || c.ByCode[dlq.NoCode] != 1 || c.ByTemplate["tpl"] != 4 {
 		t.Fatalf("dlq stats --json = %+v", c)
 	}
+	// The table names a letter without a code as --json and --code do.
 	out, _, err := b.run(t, "", "dlq", "stats")
-	if err != nil || !strings.Contains(out, "4 dead letters") || !strings.Contains(out, "(none)") {
+	if err != nil || !strings.Contains(out, "4 dead letters") || !regexp.MustCompile(`(?m)^none +1 `).MatchString(out) {
 		t.Fatalf("dlq stats: %v\n%s", err, out)
 	}
 }
@@ -402,7 +405,7 @@ func TestDLQReplayDryRun(t *testing.T) {
 	}
 
 	var done dlq.ReplayResult
-	if err := b.runJSON(t, &done, "", "dlq", "replay", "--json", "--rate", "1000"); err != nil {
+	if err := b.runJSON(t, &done, "", "dlq", "replay", "--all", "--json", "--rate", "1000"); err != nil {
 		t.Fatal(err)
 	}
 	if done.Replayed != 3 || done.Deleted != 3 || b.msgs(t, "NOTIFY_DEAD") != 0 || b.msgs(t, "NOTIFY_SEND") != 3 {
@@ -415,21 +418,30 @@ func TestDLQReplayAndPurgeNeedConfirmation(t *testing.T) {
 	b := opsSetup(t)
 	b.storeDead(t, job.ReasonUnknownApp, "", "u", confirmAbove+1)
 
-	for _, args := range [][]string{{"dlq", "replay"}, {"dlq", "purge", "--all"}} {
-		_, _, err := b.run(t, "y\n", args...)
-		if err == nil || !strings.Contains(err.Error(), "not a terminal; pass --yes") {
-			t.Fatalf("herald %s without --yes = %v, want a refusal", strings.Join(args, " "), err)
+	// Each names the way out it really has: purge has no --limit.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dlq", "replay", "--all"}, "not a terminal; pass --yes, or narrow the filters or pass --limit 100"},
+		{[]string{"dlq", "purge", "--all"}, "not a terminal; pass --yes, or narrow the filters"},
+	} {
+		_, _, err := b.run(t, "y\n", tt.args...)
+		if err == nil || !strings.HasSuffix(err.Error(), tt.want) {
+			t.Fatalf("herald %s without --yes = %v, want a refusal ending %q", strings.Join(tt.args, " "), err, tt.want)
 		}
 	}
 	if b.msgs(t, "NOTIFY_DEAD") != confirmAbove+1 || b.msgs(t, "NOTIFY_SEND") != 0 {
 		t.Fatal("a refused command changed the streams")
 	}
-	if _, _, err := b.run(t, "", "dlq", "purge"); err == nil || !strings.Contains(err.Error(), "or --all") {
-		t.Fatalf("purge without a filter = %v", err)
+	for _, verb := range []string{"purge", "replay"} {
+		if _, _, err := b.run(t, "", "dlq", verb); err == nil || !strings.Contains(err.Error(), "or --all") {
+			t.Fatalf("%s without a filter = %v, want a refusal", verb, err)
+		}
 	}
 
 	var res dlq.ReplayResult
-	if err := b.runJSON(t, &res, "", "dlq", "replay", "--yes", "--keep", "--json"); err != nil || res.Replayed != confirmAbove+1 {
+	if err := b.runJSON(t, &res, "", "dlq", "replay", "--all", "--yes", "--keep", "--json"); err != nil || res.Replayed != confirmAbove+1 {
 		t.Fatalf("replay --yes = %+v, %v", res, err)
 	}
 	var pres dlq.PurgeResult
@@ -448,4 +460,97 @@ func TestOpsCommandsNeedAServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pass --server") {
 		t.Fatalf("dlq list without a server = %v", err)
 	}
+}
+
+// A misspelt filter value is an error, never a command that succeeds having
+// matched nothing.
+func TestDLQMisspeltFiltersFail(t *testing.T) {
+	t.Parallel()
+	b := opsSetup(t)
+	b.storeDead(t, job.ReasonUserRefused, "43101", "r", 1)
+	for _, args := range [][]string{
+		{"dlq", "list", "--reason", "user_refused,user_refuse"},
+		{"dlq", "replay", "--reason", "retries_exausted", "--yes"},
+		{"dlq", "purge", "--platform", "wechta", "--yes"},
+		{"dlq", "stats", "--platform", "weixin"},
+	} {
+		_, _, err := b.run(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), "not a") {
+			t.Errorf("herald %s = %v, want an error naming the bad value", strings.Join(args, " "), err)
+		}
+	}
+	if b.msgs(t, "NOTIFY_DEAD") != 1 {
+		t.Fatal("a refused command changed the dead letters")
+	}
+}
+
+// An error about the server says which server: here the default one, which
+// nothing pointed the command at.
+func TestOpsErrorsNameTheServer(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartJetStream(t) // no streams applied
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"dlq", "list"}, []string{"HERALD_NATS_URL=" + srv.URL}, strings.NewReader(""), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "stream not found") || !strings.Contains(err.Error(), "(NATS server "+srv.URL+")") {
+		t.Fatalf("dlq list without streams = %v, want the error with the server's URL", err)
+	}
+}
+
+// herald send refuses a job the worker would dead-letter before any call,
+// unless told to publish it anyway.
+func TestSendChecksJobsAsTheWorkerWould(t *testing.T) {
+	t.Parallel()
+	b := opsSetup(t)
+	long := "thing1=" + strings.Repeat("x", 21)
+	_, _, err := b.run(t, "", "send", "--id", "long-1", "--template", "tpl", "--to", "u1", "--data", long)
+	if err == nil || !strings.Contains(err.Error(), "invalid_template_data") || !strings.Contains(err.Error(), "data.thing1.value") {
+		t.Fatalf("send of a 21-character thing = %v, want a refusal naming the reason and field", err)
+	}
+	if b.msgs(t, "NOTIFY_SEND") != 0 {
+		t.Fatal("a refused job was published")
+	}
+	if out, errOut, err := b.run(t, "", "send", "--id", "long-1", "--template", "tpl", "--to", "u1", "--data", long, "--skip-checks"); err != nil {
+		t.Fatalf("send --skip-checks: %v\n%s%s", err, out, errOut)
+	}
+	if b.msgs(t, "NOTIFY_SEND") != 1 {
+		t.Fatal("--skip-checks did not publish")
+	}
+
+	lines := `{"id":"ok-1","platform":"wechat","template_id":"t","to_user":"u","data":{"thing1":{"value":"fine"}}}
+{"id":"long-2","platform":"alipay","template_id":"t","to_user":"u","data":{"keyword1":{"value":"` + strings.Repeat("y", 51) + `"}}}
+`
+	var sum sendSummary
+	err = b.runJSON(t, &sum, lines, "send", "--file", "-", "--json")
+	if err == nil || sum.Published != 1 || len(sum.Rejected) != 1 || sum.Rejected[0].Line != 2 ||
+		!strings.Contains(sum.Rejected[0].Reason, "invalid_template_data") {
+		t.Fatalf("send --file = %+v, %v: want line 2 rejected as invalid_template_data", sum, err)
+	}
+}
+
+// herald version answers, and /metrics carries the same build.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"version", "--json"}, nil, strings.NewReader(""), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var info buildinfo.Info
+	if err := json.Unmarshal(out.Bytes(), &info); err != nil || info.Version == "" || info.GoVersion == "" {
+		t.Fatalf("version --json = %q (%v)", out.String(), err)
+	}
+	mfs, err := newRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "herald_build_info" {
+			continue
+		}
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			if l.GetName() == "version" && l.GetValue() == info.Version {
+				return
+			}
+		}
+	}
+	t.Fatalf("no herald_build_info{version=%q} in the registry", info.Version)
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/internal/buildinfo"
 	"github.com/heraldhq/herald/internal/httpclient"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/providers/alipay"
@@ -30,25 +31,32 @@ import (
 	"github.com/heraldhq/herald/worker/redisstore"
 )
 
-// newLogger builds the process logger: JSON for machines, console for people.
-func newLogger(level, format string, out zapcore.WriteSyncer) (*zap.Logger, error) {
+// newLogger builds the process logger on standard error: JSON for
+// machines, console for people. The console's level is coloured only on a
+// terminal, and never when NO_COLOR is set (no-color.org). Durations carry
+// their unit ("30s").
+func newLogger(e *env, level, format string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	var enc zapcore.Encoder
 	switch format {
 	case "json":
 		enc = zapcore.NewJSONEncoder(encCfg)
 	case "console":
-		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		if isTerminal(e.stderr) && config.LookupEnv(e.environ, "NO_COLOR") == "" {
+			encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	default:
 		return nil, fmt.Errorf("log format %q is not json or console", format)
 	}
-	return zap.New(zapcore.NewCore(enc, out, lvl)), nil
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(e.stderr)), lvl)), nil
 }
 
 func topologyOf(cfg *config.Config) producer.Topology {
@@ -293,7 +301,8 @@ func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Collector())
 	return reg
 }
 
@@ -310,15 +319,15 @@ func redactURL(u string) string {
 	return strings.Join(parts, ",")
 }
 
-// dataDir is where herald dev keeps its embedded JetStream data.
-func dataDir(environ []string) string {
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "HERALD_DATA_DIR="); ok && v != "" {
-			return v
-		}
-	}
-	return filepath.Join(os.TempDir(), "herald-dev")
-}
+// envDataDir names the directory herald dev keeps its JetStream data in
+// when --data-dir is not given.
+const envDataDir = "HERALD_DATA_DIR"
 
-// zapSink sends logs to the command's standard error.
-func zapSink(e *env) zapcore.WriteSyncer { return zapcore.Lock(zapcore.AddSync(e.stderr)) }
+// workerDataDir is where a worker without nats.url keeps its embedded
+// JetStream data: $HERALD_DATA_DIR, else $TMPDIR/herald-worker.
+func workerDataDir(environ []string) string {
+	if v := config.LookupEnv(environ, envDataDir); v != "" {
+		return v
+	}
+	return filepath.Join(os.TempDir(), "herald-worker")
+}

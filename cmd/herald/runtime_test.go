@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +56,31 @@ func TestNATSAsyncErrorsAreLogged(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// /dev/null is a character device but no terminal: scripts that redirect
+// from it get no prompt, and logs written to it no colour.
+func TestDevNullIsNoTerminal(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Fatal("isTerminal(/dev/null) = true")
+	}
+}
+
+// Console logs written to a pipe or file carry no colour escapes, and
+// durations carry their unit.
+func TestConsoleLogsArePlainOffTerminals(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&env{stderr: &buf}, "info", "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Error("app held", zap.Duration("hold", 30*time.Second))
+	if s := buf.String(); strings.Contains(s, "\x1b[") || !strings.Contains(s, `"hold": "30s"`) {
+		t.Fatalf("console log %q: want no escape codes and hold 30s", s)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/term"
 
 	"github.com/heraldhq/herald/config"
 	"github.com/heraldhq/herald/producer"
@@ -44,6 +45,7 @@ type sendOptions struct {
 	file     string
 	window   int
 	jsonOut  bool
+	noChecks bool
 	jobFlags []string // job flags the user set, refused with --file
 }
 
@@ -60,8 +62,13 @@ idempotent (JetStream drops a second publish of the same id within the job
 stream's duplicate window, and the worker delivers a (platform, app, id) at most
 once within dedup.ttl).
 
+Every job is checked as the worker would check it before calling the platform
+(the job contract, WeChat's keyword rules such as a thing value of at most 20
+characters, Alipay's 50): a job the worker would only dead-letter is refused
+here, unless --skip-checks is given.
+
 With --file, send reads one job per line (NDJSON; "-" reads standard input),
-checks each line against the job contract, and publishes the good ones
+checks each line, and publishes the good ones
 asynchronously, at most --window unacknowledged at once, with a progress bar on
 standard error. A bad line never stops the batch: it is reported with its line
 number and reason, and send exits 1 once every other line is published. Blank
@@ -105,6 +112,7 @@ duplicates of an id it saw within its window, and rejected lines.`,
 	f.StringVarP(&o.file, "file", "f", "", `NDJSON file of jobs, one per line; "-" for standard input`)
 	f.IntVar(&o.window, "window", defaultWindow, "NDJSON: most publishes awaiting acknowledgement at once")
 	f.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
+	f.BoolVar(&o.noChecks, "skip-checks", false, "publish jobs the worker would dead-letter before any call (a WeChat thing value over 20 characters, ...)")
 	return cmd
 }
 
@@ -147,6 +155,11 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 		if msg, err = producer.Message(j); err != nil {
 			return err
 		}
+		if !o.noChecks {
+			if err := checkJob(j); err != nil {
+				return fmt.Errorf("job %s not published: %w; --skip-checks publishes it anyway", j.ID, err)
+			}
+		}
 	}
 	ctx := cmd.Context()
 	c, err := o.conn.connect(cmd, e, "send",
@@ -179,7 +192,7 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 	}
 	defer closeIn()
 	bar := newProgress(e.stderr, "send", total)
-	err = sendBatch(ctx, c.js, in, o.window, pubOpts, &sum, bar)
+	err = sendBatch(ctx, c.js, in, o.window, !o.noChecks, pubOpts, &sum, bar)
 	bar.finish()
 	if perr := printSendSummary(e, o, c.cfg, sum); perr != nil {
 		return perr
@@ -275,7 +288,7 @@ type inflight struct {
 // sendBatch publishes the jobs of in, one per line, with at most window
 // acknowledgements outstanding, recording every outcome in sum. It returns
 // an error only when it cannot go on (reading fails, ctx ends).
-func sendBatch(ctx context.Context, js jetstream.JetStream, in io.Reader, window int, pubOpts []jetstream.PublishOpt, sum *sendSummary, bar *progress) error {
+func sendBatch(ctx context.Context, js jetstream.JetStream, in io.Reader, window int, checks bool, pubOpts []jetstream.PublishOpt, sum *sendSummary, bar *progress) error {
 	var queue []inflight
 	handled := 0
 	settle := func(p inflight) error {
@@ -322,6 +335,12 @@ func sendBatch(ctx context.Context, js jetstream.JetStream, in io.Reader, window
 			if derr != nil {
 				reject(line, j.ID, derr.Error())
 				break
+			}
+			if checks {
+				if cerr := checkJob(j); cerr != nil {
+					reject(line, j.ID, cerr.Error())
+					break
+				}
 			}
 			msg := nats.NewMsg(job.SendSubject(j.Platform))
 			msg.Data = data
@@ -434,6 +453,10 @@ func (f *natsFlags) connect(cmd *cobra.Command, e *env, name string, opts ...jet
 	if url == "" {
 		return nil, errors.New("no NATS server: nats.url is empty (the worker's embedded server); pass --server nats://host:port")
 	}
+	e.server = redactURL(url)
+	if f.server == "" && config.ConfigPath(configFlag(cmd), e.environ) == "" && config.LookupEnv(e.environ, "HERALD_NATS_URL") == "" {
+		e.server += ", the default: pass --server or set HERALD_NATS_URL"
+	}
 	nc, err := connectNATS(url, creds, "herald "+name, zap.NewNop())
 	if err != nil {
 		return nil, err
@@ -484,14 +507,11 @@ func dash(s string) string {
 	return s
 }
 
-// isTerminal reports whether v is a character device, such as a terminal.
+// isTerminal reports whether v is a terminal. /dev/null and other
+// character devices are not.
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // progress reports long work on standard error: a bar redrawn in place on

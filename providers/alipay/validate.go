@@ -30,7 +30,11 @@ const (
 // page over [MaxPageChars] characters is invalid_page; a template id over
 // [MaxTemplateIDChars] is invalid_template. When several values break a
 // rule, the smallest keyword is reported.
-func (c *Client) Validate(j job.Job) error {
+func (c *Client) Validate(j job.Job) error { return ValidateJob(j) }
+
+// ValidateJob is [Client.Validate] without a client: herald send checks
+// jobs with it before publishing them.
+func ValidateJob(j job.Job) error {
 	if err := validate(j); err != nil {
 		return fmt.Errorf("alipay validate %s: %w", j.TemplateID, err)
 	}

@@ -39,7 +39,11 @@ func (e *ValueError) Detail() retry.Detail {
 //
 // When several values break a rule, the one with the smallest key is
 // reported.
-func (c *Client) Validate(j job.Job) error {
+func (c *Client) Validate(j job.Job) error { return ValidateJob(j) }
+
+// ValidateJob is [Client.Validate] without a client: herald send checks
+// jobs with it before publishing them.
+func ValidateJob(j job.Job) error {
 	var first *ValueError
 	firstKey := ""
 	for key, v := range j.Data {
