@@ -195,6 +195,7 @@ func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Regist
 	for name, app := range cfg.Apps {
 		if w := app.WeChat; w != nil {
 			c, err := wechat.New(wechat.Config{
+				Name:          name,
 				AppID:         w.AppID,
 				AppSecret:     w.AppSecret.Reveal(),
 				BaseURL:       w.BaseURL,

@@ -69,7 +69,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithRegisterer counts token fetches in
-// herald_token_refreshes_total{platform,app,result} on reg. Clients of
+// herald_token_refreshes_total{platform,app,result} on reg, app being
+// [Config.Name]. Clients of
 // several apps may share one registerer.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return optionFunc(func(c *Client) error {
@@ -123,7 +124,7 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 	}
 	if c.refreshes != nil {
 		for _, r := range []string{"ok", "error"} {
-			c.refreshes.WithLabelValues(job.WeChat, cfg.AppID, r)
+			c.refreshes.WithLabelValues(job.WeChat, cfg.Name, r)
 		}
 	}
 	c.tokens = &tokenSource{
@@ -337,7 +338,7 @@ func (c *Client) fetchToken(ctx context.Context) (Token, error) {
 		if err != nil {
 			result = "error"
 		}
-		c.refreshes.WithLabelValues(job.WeChat, c.cfg.AppID, result).Inc()
+		c.refreshes.WithLabelValues(job.WeChat, c.cfg.Name, result).Inc()
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("wechat token %s: %w", c.cfg.AppID, err)

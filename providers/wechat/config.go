@@ -23,6 +23,10 @@ const DefaultBaseURL = "https://api.weixin.qq.com"
 
 // Config is one WeChat app's settings.
 type Config struct {
+	// Name is the app's name in herald's config (the jobs' app field), the
+	// app label of herald_token_refreshes_total as of every other metric;
+	// default AppID.
+	Name string
 	// AppID and AppSecret are the mini-program's credentials; both required.
 	AppID     string
 	AppSecret string
@@ -35,6 +39,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = c.AppID
+	}
 	if c.BaseURL == "" {
 		c.BaseURL = DefaultBaseURL
 	}
