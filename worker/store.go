@@ -18,7 +18,12 @@ type Store interface {
 	Admit(ctx context.Context, c Claim) (Admission, error)
 	// MarkSent records that the platform accepted the job, and how; the
 	// marker lives for the dedup TTL.
-	MarkSent(ctx context.Context, key string, ttl time.Duration, d Delivery) error
+	MarkSent(ctx context.Context, key string, ttl time.Duration, r SentRecord) error
+	// Decide records that the job is to be dead-lettered, and why, when its
+	// dead letter could not be stored: every later delivery of the job is
+	// admitted as Decided and publishes that dead letter, never calling the
+	// platform again. It releases owner's lease. Forget clears it.
+	Decide(ctx context.Context, key, owner string, d Decision) error
 	// Fail records a failed provider call: it counts an attempt, releases
 	// the lease if owner still holds it, and returns the attempts so far.
 	// An owner is one delivery, which makes one call: Fail again from the
@@ -65,6 +70,9 @@ const (
 	Busy
 	// Throttled: the rate limit's wait exceeds MaxWait; try again after Wait.
 	Throttled
+	// Decided: the job's outcome is decided (Admission.Decision); publish
+	// its dead letter without a call.
+	Decided
 )
 
 // Admission is Admit's answer.
@@ -75,14 +83,27 @@ type Admission struct {
 	Wait         time.Duration
 	Attempts     int       // provider calls made for the job so far
 	FirstAttempt time.Time // when the job was first claimed
-	// Delivered is what MarkSent recorded, for AlreadySent.
-	Delivered Delivery
+	// Sent is what MarkSent recorded, for AlreadySent.
+	Sent SentRecord
+	// Decision is what Decide recorded, for Decided.
+	Decision Decision
 }
 
-// Delivery is what the store keeps about a delivered job. When the message
-// that was delivered comes back (its holder died before acking), the worker
-// publishes the receipt from it: the holder may have died before it did.
-type Delivery struct {
+// Decision is a dead letter decided but not yet stored: what it says.
+type Decision struct {
+	Reason   string
+	Code     string
+	Message  string
+	Field    string
+	Attempts int       // provider calls made
+	First    time.Time // the first attempt; zero when no call was made
+}
+
+// SentRecord is what the store keeps about a delivered job. When the
+// message that was delivered comes back (its holder died before acking),
+// the worker publishes the receipt from it: the holder may have died before
+// it did.
+type SentRecord struct {
 	Seq      uint64    // stream sequence of the message that was delivered
 	MsgID    string    // the platform's message id
 	Attempts int       // provider calls it took

@@ -31,7 +31,8 @@ type state struct {
 	failedBy string // the owner whose failure was counted last
 	first    time.Time
 	expires  time.Time
-	sentAs   worker.Delivery
+	sentAs   worker.SentRecord
+	decided  *worker.Decision
 }
 
 // New returns an empty Store. now may be nil for the wall clock.
@@ -62,7 +63,10 @@ func (s *Store) Admit(_ context.Context, c worker.Claim) (worker.Admission, erro
 	s.sweep(now)
 	st := s.get(c.Key, now)
 	if st != nil && st.sent {
-		return worker.Admission{Status: worker.AlreadySent, Attempts: st.sentAs.Attempts, Delivered: st.sentAs}, nil
+		return worker.Admission{Status: worker.AlreadySent, Attempts: st.sentAs.Attempts, Sent: st.sentAs}, nil
+	}
+	if st != nil && st.decided != nil {
+		return worker.Admission{Status: worker.Decided, Attempts: st.decided.Attempts, Decision: *st.decided}, nil
 	}
 	if st != nil && st.owner != "" && st.owner != c.Owner && st.leaseEnd.After(now) {
 		return worker.Admission{Status: worker.Busy, Wait: st.leaseEnd.Sub(now), Attempts: st.attempts}, nil
@@ -93,7 +97,7 @@ func (s *Store) Admit(_ context.Context, c worker.Claim) (worker.Admission, erro
 }
 
 // MarkSent implements [worker.Store].
-func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration, d worker.Delivery) error {
+func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration, d worker.SentRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -103,6 +107,23 @@ func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration, d wor
 		s.jobs[key] = st
 	}
 	st.sent, st.owner, st.expires, st.sentAs = true, "", now.Add(ttl), d
+	return nil
+}
+
+// Decide implements [worker.Store].
+func (s *Store) Decide(_ context.Context, key, owner string, d worker.Decision) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	st := s.get(key, now)
+	if st == nil {
+		st = &state{first: now, expires: now.Add(24 * time.Hour)}
+		s.jobs[key] = st
+	}
+	st.decided = &d
+	if st.owner == owner {
+		st.owner = ""
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ const (
 	opMarkSent = "sent"
 	opFail     = "fail"
 	opRelease  = "release"
+	opDecide   = "decide"
 )
 
 // batchScript runs a batch of job operations in order. A script runs
@@ -28,7 +29,8 @@ const (
 //	reply {status, wait µs from the batch's TIME, attempts, first claim µs};
 //	      status 0 claimed,
 //	      2 busy (leased by another owner), 3 throttled;
-//	      already sent: {1, 0, attempts, sent at µs, stream sequence, msgid}
+//	      already sent: {1, 0, attempts, sent at µs, stream sequence, msgid};
+//	      decided: {4, 0, attempts, first claim µs, reason, code, message, field}
 //
 // sent marks the job sent. The lease fields stay (every reader checks the
 // state first) and so does the expiry admit set, which already runs to at
@@ -52,6 +54,15 @@ const (
 //	KEYS  job hash
 //	ARGV  owner
 //	reply 1
+//
+// decide records a dead letter that could not be stored, so that no later
+// delivery calls the platform again, and drops the lease. The first claim
+// time stays as admit wrote it.
+//
+//	KEYS  job hash
+//	ARGV  ttl ms (restored if the hash lost its expiry), reason, code,
+//	      message, field, attempts
+//	reply 1
 var batchScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -70,6 +81,10 @@ local function admit(job, rate, owner, lease, ttl, interval, burst, maxWait)
   if s[1] == 'sent' then
     local d = redis.call('HMGET', job, 'q', 'm', 'n', 't')
     return {1, 0, tonumber(d[3]) or attempts, tonumber(d[4]) or 0, d[1] or '', d[2] or ''}
+  end
+  if s[1] == 'dead' then
+    local d = redis.call('HMGET', job, 'dr', 'dc', 'dm', 'df', 'dn')
+    return {4, 0, tonumber(d[5]) or attempts, tonumber(s[5]) or 0, d[1] or '', d[2] or '', d[3] or '', d[4] or ''}
   end
   if s[1] == 'lease' and s[2] ~= owner then
     local leaseEnd = tonumber(s[3]) or 0
@@ -119,6 +134,13 @@ local function release(job, owner)
   return 1
 end
 
+local function decide(job, ttl, reason, code, message, field, attempts)
+  redis.call('HSET', job, 's', 'dead', 'dr', reason, 'dc', code, 'dm', message, 'df', field, 'dn', attempts)
+  redis.call('HDEL', job, 'o', 'l')
+  if redis.call('PTTL', job) < 0 then redis.call('PEXPIRE', job, ttl) end
+  return 1
+end
+
 local results = {}
 local k, a = 1, 1
 while a <= #ARGV do
@@ -136,6 +158,9 @@ while a <= #ARGV do
   elseif name == 'release' then
     ok, res = pcall(release, KEYS[k], ARGV[a + 1])
     k, a = k + 1, a + 2
+  elseif name == 'decide' then
+    ok, res = pcall(decide, KEYS[k], unpack(ARGV, a + 1, a + 6))
+    k, a = k + 1, a + 7
   else
     return redis.error_reply('unknown operation ' .. name)
   end

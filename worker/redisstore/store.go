@@ -120,8 +120,11 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	if err != nil {
 		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
 	}
-	if worker.AdmitStatus(v[0]) == worker.AlreadySent {
+	switch worker.AdmitStatus(v[0]) {
+	case worker.AlreadySent:
 		return alreadySent(v, res.([]any)), nil
+	case worker.Decided:
+		return decided(v, res.([]any)), nil
 	}
 	a := worker.Admission{
 		Status: worker.AdmitStatus(v[0]),
@@ -135,23 +138,49 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	return a, nil
 }
 
-// alreadySent reads the delivery batchScript's admit returns for a sent job.
+// alreadySent reads the record batchScript's admit returns for a sent job.
 func alreadySent(v []int64, res []any) worker.Admission {
 	a := worker.Admission{Status: worker.AlreadySent, Attempts: int(v[2])}
-	a.Delivered.Attempts = int(v[2])
+	a.Sent.Attempts = int(v[2])
 	if v[3] > 0 {
-		a.Delivered.At = time.UnixMicro(v[3])
+		a.Sent.At = time.UnixMicro(v[3])
 	}
 	if len(res) == 6 {
 		q, _ := res[4].(string)
-		a.Delivered.Seq, _ = strconv.ParseUint(q, 10, 64)
-		a.Delivered.MsgID, _ = res[5].(string)
+		a.Sent.Seq, _ = strconv.ParseUint(q, 10, 64)
+		a.Sent.MsgID, _ = res[5].(string)
 	}
 	return a
 }
 
+// decided reads the decision batchScript's admit returns for a job whose
+// dead letter is decided.
+func decided(v []int64, res []any) worker.Admission {
+	a := worker.Admission{Status: worker.Decided, Attempts: int(v[2])}
+	a.Decision.Attempts = int(v[2])
+	if v[3] > 0 {
+		a.Decision.First = time.UnixMicro(v[3])
+	}
+	if len(res) == 8 {
+		a.Decision.Reason, _ = res[4].(string)
+		a.Decision.Code, _ = res[5].(string)
+		a.Decision.Message, _ = res[6].(string)
+		a.Decision.Field, _ = res[7].(string)
+	}
+	return a
+}
+
+// Decide implements [worker.Store].
+func (s *Store) Decide(ctx context.Context, key, _ string, d worker.Decision) error {
+	if _, _, err := s.do(ctx, []string{s.JobKey(key)}, opDecide, s.ttl.Milliseconds(),
+		d.Reason, d.Code, d.Message, d.Field, d.Attempts); err != nil {
+		return fmt.Errorf("decide %s: %w", key, err)
+	}
+	return nil
+}
+
 // MarkSent implements [worker.Store].
-func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.Delivery) error {
+func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.SentRecord) error {
 	if _, _, err := s.do(ctx, []string{s.JobKey(key)}, opMarkSent, ttl.Milliseconds(),
 		d.Seq, d.MsgID, d.Attempts, d.At.UnixMicro()); err != nil {
 		return fmt.Errorf("mark sent %s: %w", key, err)

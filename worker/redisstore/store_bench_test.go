@@ -33,7 +33,7 @@ func BenchmarkAdmitMarkSent(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			if err := s.MarkSent(ctx, key, time.Hour, worker.Delivery{Seq: 1, MsgID: "1", Attempts: 1, At: time.Now()}); err != nil {
+			if err := s.MarkSent(ctx, key, time.Hour, worker.SentRecord{Seq: 1, MsgID: "1", Attempts: 1, At: time.Now()}); err != nil {
 				b.Error(err)
 				return
 			}

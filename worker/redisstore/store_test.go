@@ -107,7 +107,7 @@ func TestSentMarkerOutlivesTheLeaseByTheTTL(t *testing.T) {
 	if a, err := s.Admit(ctx, c); err != nil || a.Status != worker.Claimed {
 		t.Fatalf("Admit = %+v, %v", a, err)
 	}
-	if err := s.MarkSent(ctx, c.Key, c.TTL, worker.Delivery{Seq: 7, MsgID: "42", Attempts: 1, At: time.Now()}); err != nil {
+	if err := s.MarkSent(ctx, c.Key, c.TTL, worker.SentRecord{Seq: 7, MsgID: "42", Attempts: 1, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	ttl, err := b.rdb.PTTL(ctx, s.JobKey(c.Key)).Result()
@@ -124,13 +124,13 @@ func TestSentMarkerOutlivesTheLeaseByTheTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, err := s.Admit(ctx, claim(c.Key, "other"))
-	if err != nil || a.Status != worker.AlreadySent || a.Delivered.Seq != 7 || a.Delivered.MsgID != "42" {
+	if err != nil || a.Status != worker.AlreadySent || a.Sent.Seq != 7 || a.Sent.MsgID != "42" {
 		t.Fatalf("Admit after the holder's late Release and Fail = %+v, %v; want AlreadySent with seq 7, msgid 42", a, err)
 	}
 
 	// A marker for a job whose state vanished (a Redis that lost it) still
 	// gets an expiry.
-	if err := s.MarkSent(ctx, "wechat:default:gone", time.Hour, worker.Delivery{Seq: 8, At: time.Now()}); err != nil {
+	if err := s.MarkSent(ctx, "wechat:default:gone", time.Hour, worker.SentRecord{Seq: 8, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if ttl, err := b.rdb.PTTL(ctx, s.JobKey("wechat:default:gone")).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
@@ -148,7 +148,7 @@ func TestFailingOperationLeavesTheRestOfItsBatch(t *testing.T) {
 	// A store without flushers: the test takes the operations off its queue
 	// and flushes them as one batch.
 	s := &Store{rdb: b.rdb, prefix: st.prefix, ttl: time.Hour, ops: make(chan *op), stop: make(chan struct{})}
-	sent := worker.Delivery{Seq: 7, MsgID: "m7", Attempts: 1, At: time.UnixMicro(1_800_000_000_000_000)}
+	sent := worker.SentRecord{Seq: 7, MsgID: "m7", Attempts: 1, At: time.UnixMicro(1_800_000_000_000_000)}
 	var (
 		wg                       sync.WaitGroup
 		good, bad                worker.Admission
@@ -183,7 +183,7 @@ func TestFailingOperationLeavesTheRestOfItsBatch(t *testing.T) {
 	if errRel != nil {
 		t.Errorf("Release in the same batch: %v", errRel)
 	}
-	if a, err := st.Admit(ctx, claim("wechat:default:sent", "o2")); err != nil || a.Status != worker.AlreadySent || a.Delivered != sent {
+	if a, err := st.Admit(ctx, claim("wechat:default:sent", "o2")); err != nil || a.Status != worker.AlreadySent || a.Sent != sent {
 		t.Errorf("Admit after the batch's MarkSent = %+v, %v; want AlreadySent with %+v", a, err, sent)
 	}
 	if v, err := b.rdb.Get(ctx, st.JobKey("wechat:default:bad")).Result(); err != nil || v != "not a hash" {

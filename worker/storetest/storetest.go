@@ -18,6 +18,44 @@ func Run(t *testing.T, newStore func(t *testing.T) worker.Store) {
 	t.Run("release", func(t *testing.T) { release(t, newStore(t)) })
 	t.Run("expired lease", func(t *testing.T) { expiredLease(t, newStore(t)) })
 	t.Run("rate limit", func(t *testing.T) { rateLimit(t, newStore(t)) })
+	t.Run("decided", func(t *testing.T) { decided(t, newStore(t)) })
+}
+
+// decided: a dead letter that could not be stored is remembered with the
+// job, so its next delivery publishes it instead of calling again.
+func decided(t *testing.T, s worker.Store) {
+	ctx := context.Background()
+	const key = "wechat:default:d1"
+	a, err := s.Admit(ctx, claim(key, "w1:1:1"))
+	if err != nil || a.Status != worker.Claimed {
+		t.Fatalf("Admit = %+v, %v", a, err)
+	}
+	if n, err := s.Fail(ctx, key, "w1:1:1"); err != nil || n != 1 {
+		t.Fatalf("Fail = %d, %v", n, err)
+	}
+	if _, err := s.Admit(ctx, claim(key, "w1:1:2")); err != nil {
+		t.Fatal(err)
+	}
+	d := worker.Decision{Reason: "user_refused", Code: "43101", Message: "user refuse to accept the msg rid: 1-2-3",
+		Field: "", Attempts: 2, First: a.FirstAttempt}
+	if err := s.Decide(ctx, key, "w1:1:2", d); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	// Whoever comes next, the lease is gone and the decision stands.
+	got, err := s.Admit(ctx, claim(key, "w2:1:3"))
+	if err != nil || got.Status != worker.Decided || got.Attempts != 2 {
+		t.Fatalf("Admit after Decide = %+v, %v; want Decided with 2 attempts", got, err)
+	}
+	if got.Decision.Reason != d.Reason || got.Decision.Code != d.Code || got.Decision.Message != d.Message ||
+		got.Decision.Attempts != d.Attempts || got.Decision.First.Sub(d.First).Abs() > time.Microsecond {
+		t.Fatalf("Decision = %+v, want %+v", got.Decision, d)
+	}
+	if err := s.Forget(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.Admit(ctx, claim(key, "w2:1:4")); a.Status != worker.Claimed || a.Attempts != 0 {
+		t.Fatalf("Admit after Forget = %+v, want a fresh claim", a)
+	}
 }
 
 func claim(key, owner string) worker.Claim {
@@ -45,12 +83,12 @@ func lifecycle(t *testing.T, s worker.Store) {
 	if a.Status != worker.Claimed || a.Attempts != 1 {
 		t.Fatalf("Admit after a failure = %+v, want Claimed with 1 attempt", a)
 	}
-	sent := worker.Delivery{Seq: 42, MsgID: "2317554938710732141", Attempts: 2, At: time.UnixMicro(1_800_000_000_123_456)}
+	sent := worker.SentRecord{Seq: 42, MsgID: "2317554938710732141", Attempts: 2, At: time.UnixMicro(1_800_000_000_123_456)}
 	if err := s.MarkSent(ctx, "wechat:default:1", time.Hour, sent); err != nil {
 		t.Fatalf("MarkSent: %v", err)
 	}
 	a, _ = s.Admit(ctx, claim("wechat:default:1", "w3:1:3"))
-	if a.Status != worker.AlreadySent || a.Delivered != sent {
+	if a.Status != worker.AlreadySent || a.Sent != sent {
 		t.Fatalf("Admit after MarkSent = %+v, want AlreadySent with the delivery %+v", a, sent)
 	}
 	if err := s.Forget(ctx, "wechat:default:1"); err != nil {
