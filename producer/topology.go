@@ -149,6 +149,23 @@ func (t Topology) Apply(ctx context.Context, js jetstream.JetStream) ([]Change, 
 	return changes, nil
 }
 
+// EnsureStream creates the stream called name from t when it is missing:
+// a worker calls it when someone deleted a stream it publishes to. An
+// existing stream is left as it is.
+func (t Topology) EnsureStream(ctx context.Context, js jetstream.JetStream, name string) error {
+	for _, cfg := range t.Streams() {
+		if cfg.Name != name {
+			continue
+		}
+		_, err := js.CreateStream(ctx, cfg)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("stream %s is not one of herald's", name)
+}
+
 func sameStream(have, want jetstream.StreamConfig) bool {
 	return have.Replicas == want.Replicas &&
 		have.Duplicates == want.Duplicates &&

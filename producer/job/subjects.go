@@ -1,5 +1,13 @@
 package job
 
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+	"time"
+)
+
 // Subject roots. Each is followed by the platform (and, for dead letters, the
 // reason): notify.send.wechat, notify.dead.wechat.user_refused.
 const (
@@ -48,4 +56,29 @@ func PlatformOf(subject string) string {
 		}
 	}
 	return ""
+}
+
+// ReceiptMsgID is the Nats-Msg-Id of a job's delivery receipt: the same for
+// every publish of it, so the receipt stream stores it once within its
+// duplicate window. It hashes the key's parts, each length-prefixed, so
+// that ids differing only in separators, CR/LF or trailing spaces never
+// share a receipt id, and no producer byte reaches a header.
+func ReceiptMsgID(platform, app, id string) string {
+	h := sha256.New()
+	for _, s := range []string{platform, app, id} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return "sent:" + platform + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// DeadLetterMsgID is the Nats-Msg-Id of the dead letter of the message
+// stored at seq of stream at time stored: the same for every publish of
+// that dead letter, whichever delivery of the message makes it, and
+// different for every other message, even once the stream is deleted and
+// created again and its sequences start over.
+func DeadLetterMsgID(stream string, seq uint64, stored time.Time) string {
+	return "dead:" + stream + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatInt(stored.UnixNano(), 10)
 }
