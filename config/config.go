@@ -123,6 +123,17 @@ type Worker struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Breaker holds an app's jobs while its platform keeps failing.
 	Breaker Breaker `yaml:"breaker"`
+	// ReceiptWait is how long a delivered job waits, at most, for its
+	// delivery receipt to be stored before it is acked anyway; the receipt
+	// is then kept and retried in the background. Default 2s.
+	ReceiptWait time.Duration `yaml:"receipt_wait"`
+	// MaxPendingReceipts bounds the receipts a replica keeps for a retry
+	// while the receipt stream is missing, full or unreachable; beyond it
+	// they are given up and counted. Default 100000.
+	MaxPendingReceipts int `yaml:"max_pending_receipts"`
+	// MetricTemplates are template ids that label herald_jobs_total, beside
+	// those the rate limits name; every other template counts as "other".
+	MetricTemplates []string `yaml:"metric_templates"`
 }
 
 // Breaker is the per-app circuit breaker: after Failures consecutive
@@ -221,6 +232,9 @@ func Default() *Config {
 			HTTPAddr:       ":8080",
 			RequestTimeout: 10 * time.Second,
 			Breaker:        Breaker{Failures: 10, Cooldown: 30 * time.Second, MaxHold: 5 * time.Minute},
+
+			ReceiptWait:        2 * time.Second,
+			MaxPendingReceipts: 100_000,
 		},
 		Retry: Retry{
 			InitialInterval: time.Second,

@@ -190,6 +190,9 @@ func TestContractExample(t *testing.T) {
 			HTTPAddr:       ":8080",
 			RequestTimeout: 10 * time.Second,
 			Breaker:        config.Breaker{Failures: 10, Cooldown: 30 * time.Second, MaxHold: 5 * time.Minute},
+
+			ReceiptWait:        2 * time.Second,
+			MaxPendingReceipts: 100_000,
 		},
 		Retry: config.Retry{
 			InitialInterval: time.Second,

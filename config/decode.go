@@ -153,6 +153,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, key string) {
 		d.fail(n, key, "want a list, not a %s", kindName(n))
 		return
 	}
+	if len(n.Content) == 0 {
+		v.SetZero() // [] reads as no list: the same as leaving the key out
+		return
+	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, en := range n.Content {
 		d.decode(en, s.Index(i), fmt.Sprintf("%s[%d]", key, i))

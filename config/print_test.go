@@ -35,6 +35,9 @@ worker:
     failures: 10
     cooldown: 30s
     max_hold: 5m
+  receipt_wait: 2s
+  max_pending_receipts: 100000
+  metric_templates: []
 retry:
   initial_interval: 1s
   max_interval: 5m

@@ -1,5 +1,7 @@
 package config
 
+import "slices"
+
 // RateLimit returns the rule that governs jobs for templateID of app on
 // platform, and false if no rule matches. A rule matches when each of its
 // platform, app and template_id is the job's value or [Wildcard]. Of the
@@ -41,4 +43,22 @@ func rank(rule, job string, weight int) (int, bool) {
 	default:
 		return 0, false
 	}
+}
+
+// MetricTemplate reports whether templateID may label metrics: a template
+// named by worker.metric_templates, or by a rate-limit rule that applies to
+// the platform and app. Every other template is counted as "other", so a
+// producer cannot grow herald's metrics with made-up template ids.
+func (c *Config) MetricTemplate(platform, app, templateID string) bool {
+	if slices.Contains(c.Worker.MetricTemplates, templateID) {
+		return true
+	}
+	for _, r := range c.RateLimits {
+		_, okA := rank(r.App, app, 1)
+		_, okP := rank(r.Platform, platform, 1)
+		if r.TemplateID == templateID && okA && okP {
+			return true
+		}
+	}
+	return false
 }

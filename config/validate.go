@@ -115,6 +115,17 @@ func (w *Worker) validate(p *problems) {
 	case w.AckWait > 0 && w.RequestTimeout >= w.AckWait:
 		p.add("worker.request_timeout", "must be shorter than worker.ack_wait (%s)", w.AckWait)
 	}
+	if w.ReceiptWait <= 0 {
+		p.add("worker.receipt_wait", "must be positive")
+	}
+	if w.MaxPendingReceipts < 1 {
+		p.add("worker.max_pending_receipts", "must be at least 1")
+	}
+	for i, t := range w.MetricTemplates {
+		if strings.TrimSpace(t) == "" {
+			p.add(fmt.Sprintf("worker.metric_templates[%d]", i), "must not be empty")
+		}
+	}
 	b := w.Breaker
 	if b.Failures < 1 {
 		p.add("worker.breaker.failures", "must be at least 1")

@@ -288,7 +288,7 @@ type freezeAfterMark struct {
 	release chan struct{}
 }
 
-func (f *freezeAfterMark) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.Delivery) error {
+func (f *freezeAfterMark) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.SentRecord) error {
 	err := f.Store.MarkSent(ctx, key, ttl, d)
 	close(f.marked)
 	<-f.release

@@ -25,13 +25,16 @@ type metrics struct {
 	inFlight    prometheus.Gauge
 	appPaused   *prometheus.GaugeVec // platform, app
 	storeUp     prometheus.Gauge
+
+	receiptsPending prometheus.Gauge
+	receiptsGivenUp prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_jobs_total",
-			Help: "Jobs handled, by platform, template and outcome (delivered, duplicate, dead_letter, retry, held, handed_back).",
+			Help: "Jobs handled, by platform, template (one the config names, else other; none for jobs that did not decode) and outcome (delivered, duplicate, dead_letter, retry, held, handed_back).",
 		}, []string{"platform", "template", "outcome"}),
 		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herald_send_duration_seconds",
@@ -63,9 +66,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "herald_store_up",
 			Help: "1 while the shared store (Redis) answers.",
 		}),
+		receiptsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_receipts_pending",
+			Help: "Delivery receipts not stored yet (the receipt stream is missing, full or unreachable), kept and retried.",
+		}),
+		receiptsGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_receipts_given_up_total",
+			Help: "Delivery receipts never stored: more were pending than worker.max_pending_receipts, or the replica stopped with them pending.",
+		}),
 	}
 	reg.MustRegister(m.jobs, m.sendSeconds, m.deadLetters, m.rateWaits, m.rateWaitSec,
-		m.inFlight, m.appPaused, m.storeUp)
+		m.inFlight, m.appPaused, m.storeUp, m.receiptsPending, m.receiptsGivenUp)
 	for _, p := range []string{job.WeChat, job.Alipay} {
 		m.rateWaits.WithLabelValues(p)
 		for _, r := range job.Reasons {
@@ -73,4 +84,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return m
+}
+
+// Template label values of jobs whose template the config does not name,
+// and of messages that did not decode as jobs.
+const (
+	templateOther = "other"
+	templateNone  = "none"
+)
+
+// templateLabel is f's template as a label value: only a template the
+// config names, never a producer's string.
+func (w *Worker) templateLabel(f *inflight) string {
+	switch {
+	case !f.decoded:
+		return templateNone
+	case w.cfg.KnownTemplate != nil && w.cfg.KnownTemplate(f.j.Platform, f.j.App, f.j.TemplateID):
+		return f.j.TemplateID
+	default:
+		return templateOther
+	}
 }

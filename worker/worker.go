@@ -4,18 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
-	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
 )
 
@@ -25,12 +20,31 @@ var ErrShutdownGrace = errors.New("shutdown grace period over")
 
 // Config tunes a Worker. Zero fields take the defaults noted.
 type Config struct {
-	Instance      string // this replica's name, in dead letters and receipts; required
-	Stream        string // NOTIFY_SEND
-	Consumer      string // herald-worker
-	Receipts      bool   // publish delivery receipts to notify.sent.<platform>
-	Concurrency   int    // provider calls in flight; 256
-	MaxAttempts   int    // provider calls before retries_exhausted; 8
+	Instance string // this replica's name, in dead letters and receipts; required
+	Stream   string // NOTIFY_SEND
+	Consumer string // herald-worker
+	// DeadStream and EventsStream are the streams dead letters and receipts
+	// go to (NOTIFY_DEAD, NOTIFY_EVENTS): EnsureStream creates them again
+	// by these names when they are missing.
+	DeadStream   string
+	EventsStream string
+	Receipts     bool // publish delivery receipts to notify.sent.<platform>
+	// ReceiptWait is how long a delivered job waits, at most, for its
+	// receipt to be stored before it is acked anyway (the receipt is then
+	// kept and retried in the background); 2s.
+	ReceiptWait time.Duration
+	// MaxPendingReceipts bounds the receipts kept for a retry; beyond it
+	// they are given up (counted and logged). 100000.
+	MaxPendingReceipts int
+	// EnsureStream creates a stream of herald's from the config when it is
+	// missing (someone deleted it); nil leaves it missing.
+	EnsureStream func(ctx context.Context, name string) error
+	// KnownTemplate reports whether a template may be a metric label: one
+	// the config names. Any other is counted as "other", so producers
+	// cannot grow the metrics. nil: every template is "other".
+	KnownTemplate func(platform, app, templateID string) bool
+	Concurrency   int // provider calls in flight; 256
+	MaxAttempts   int // provider calls before retries_exhausted; 8
 	AckWait       time.Duration
 	ShutdownGrace time.Duration // 25s
 	// RequestTimeout bounds one provider call; 10s. It must stay well below
@@ -72,6 +86,16 @@ func (c *Config) setDefaults() {
 	if c.Consumer == "" {
 		c.Consumer = "herald-worker"
 	}
+	if c.DeadStream == "" {
+		c.DeadStream = "NOTIFY_DEAD"
+	}
+	if c.EventsStream == "" {
+		c.EventsStream = "NOTIFY_EVENTS"
+	}
+	if c.MaxPendingReceipts <= 0 {
+		c.MaxPendingReceipts = 100_000
+	}
+	def(&c.ReceiptWait, 2*time.Second)
 	if c.Concurrency <= 0 {
 		c.Concurrency = 256
 	}
@@ -126,7 +150,8 @@ func (c *Config) Validate() error {
 type Worker struct {
 	cfg     Config
 	js      jetstream.JetStream // pulls the jobs
-	pub     jetstream.JetStream // publishes receipts and dead letters; js by default
+	pub     publisher           // publishes dead letters; js by default
+	out     *outbox             // stores receipts
 	store   Store
 	senders map[Route]Sender
 	log     *zap.Logger
@@ -135,6 +160,7 @@ type Worker struct {
 	health  *health
 	calls   chan struct{} // a slot per provider call in flight
 	now     func() time.Time
+	pubJS   jetstream.JetStream // set by WithPublisher
 }
 
 // Option configures rare seams of a Worker.
@@ -148,7 +174,7 @@ func WithClock(now func() time.Time) Option { return func(w *Worker) { w.now = n
 // own their publish acks do not share the pull's traffic: with both on one
 // connection, a replica at thousands of jobs in flight saw its pull
 // iterator stall for a second at a time.
-func WithPublisher(pub jetstream.JetStream) Option { return func(w *Worker) { w.pub = pub } }
+func WithPublisher(pub jetstream.JetStream) Option { return func(w *Worker) { w.pubJS = pub } }
 
 // WithRegisterer registers the worker's metrics with reg instead of a
 // private registry.
@@ -170,7 +196,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Send
 	w := &Worker{
 		cfg:     cfg,
 		js:      js,
-		pub:     js,
+		pubJS:   js,
 		store:   store,
 		senders: senders,
 		log:     log.With(zap.String("component", "worker")),
@@ -187,8 +213,23 @@ func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Send
 		return newGate(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.BreakerMax, cfg.RequestTimeout+5*time.Second)
 	}}
 	w.health = newHealth(store, w.m, w.log)
+	w.pub = w.pubJS
+	// Receipts are published asynchronously on the publish connection:
+	// an answer that has not come within ReceiptWait is a failure, and the
+	// receipt is retried.
+	outJS, err := jetstream.New(w.pubJS.Conn(),
+		jetstream.WithPublishAsyncTimeout(cfg.ReceiptWait),
+		jetstream.WithPublishAsyncMaxPending(outboxQueue(cfg)))
+	if err != nil {
+		return nil, fmt.Errorf("receipt publisher: %w", err)
+	}
+	w.out = newOutbox(outJS, cfg.EventsStream, cfg.EnsureStream, cfg.MaxPendingReceipts, outboxQueue(cfg), w.m, w.log)
 	return w, nil
 }
+
+// outboxQueue is how many receipts may await JetStream's answer at once:
+// more than a replica delivers within ReceiptWait at any realistic rate.
+func outboxQueue(cfg Config) int { return max(4*cfg.Concurrency, 4096) }
 
 // Ready reports why the worker should not get traffic, or nil.
 func (w *Worker) Ready() error { return w.health.ready() }
@@ -217,11 +258,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	var healthWG sync.WaitGroup
-	healthWG.Add(1)
-	go func() {
-		defer healthWG.Done()
-		w.health.run(healthCtx)
-	}()
+	healthWG.Go(func() { w.health.run(healthCtx) })
+	// Receipts outlive the pulling: they are settled after the handlers.
+	retryCtx, stopRetry := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRetry()
+	var outWG sync.WaitGroup
+	outWG.Go(w.out.answers)
+	outWG.Go(func() { w.out.retry(retryCtx) })
 
 	// A fixed pool of handlers, one per message the worker may hold. Each
 	// pulls its next message itself, when it is free: no dispatcher
@@ -254,6 +297,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-ctx.Done(): // shutdown: the iterator drains, handlers finish
 	case <-done: // the iterator stopped by itself
 	}
+	graceEnd := time.Now().Add(w.cfg.ShutdownGrace)
 	timer := time.NewTimer(w.cfg.ShutdownGrace)
 	defer timer.Stop()
 	select {
@@ -263,6 +307,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelJobs(ErrShutdownGrace)
 		<-done
 	}
+	// No handler publishes now. The receipts still due get what is left of
+	// the grace, and at least their answers' time.
+	stopRetry()
+	outEnd := time.Now().Add(w.cfg.ReceiptWait)
+	if graceEnd.After(outEnd) {
+		outEnd = graceEnd
+	}
+	outCtx, cancelOut := context.WithDeadline(context.WithoutCancel(ctx), outEnd)
+	w.out.close(outCtx)
+	cancelOut()
+	outWG.Wait()
 	stopHealth()
 	healthWG.Wait()
 	w.log.Info("worker stopped", zap.String("instance", w.cfg.Instance), zap.Error(runErr))
@@ -349,469 +404,5 @@ func PullOptions(batch int) []jetstream.PullMessagesOpt {
 		jetstream.PullMaxMessages(batch),
 		jetstream.PullExpiry(5 * time.Second),
 		jetstream.PullHeartbeat(500 * time.Millisecond),
-	}
-}
-
-// delivery is one message being handled.
-type delivery struct {
-	msg      jetstream.Msg
-	meta     *jetstream.MsgMetadata
-	j        job.Job
-	platform string // from the subject: the job may not say
-	owner    string
-	base     *zap.Logger
-	log      *zap.Logger // base with the job's fields, built by logAt
-
-	claimed  bool // we hold the job's lease in the store
-	attempts int
-	first    time.Time
-	alert    bool // the provider asked for its failure to be logged at error level
-}
-
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
-	w.m.inFlight.Inc()
-	defer w.m.inFlight.Dec()
-
-	d := &delivery{msg: msg, base: w.log}
-	meta, err := msg.Metadata()
-	if err != nil {
-		// Not a JetStream message: nothing to ack, nothing to lose.
-		w.log.Error("message without metadata", zap.String("subject", msg.Subject()), zap.Error(err))
-		return
-	}
-	d.meta = meta
-	d.owner = w.cfg.Instance + ":" + strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + strconv.FormatUint(meta.NumDelivered, 10)
-
-	d.platform = job.PlatformOf(msg.Subject())
-	d.j, err = job.Decode(msg.Data(), d.platform)
-	if err != nil {
-		w.deadLetter(ctx, d, job.ReasonMalformedJob, retry.Detail{Message: err.Error()})
-		return
-	}
-	route := Route{Platform: d.j.Platform, App: d.j.App}
-	sender, ok := w.senders[route]
-	if !ok {
-		w.deadLetter(ctx, d, job.ReasonUnknownApp,
-			retry.Detail{Message: fmt.Sprintf("app %q is not configured for %s", d.j.App, d.j.Platform)})
-		return
-	}
-	if err := sender.Validate(d.j); err != nil {
-		dec := retry.Decide(err)
-		reason := dec.Reason
-		if dec.Action != retry.DeadLetter || reason == "" {
-			reason = job.ReasonInvalidTemplateData
-		}
-		if dec.Detail.Message == "" {
-			dec.Detail.Message = err.Error()
-		}
-		w.deadLetter(ctx, d, reason, dec.Detail)
-		return
-	}
-	if w.expired(ctx, d) {
-		return
-	}
-	g := w.gates.get(route)
-	if ok, wait := g.allow(w.now()); !ok {
-		w.handBack(d, outcomeHeld, wait, "app held")
-		return
-	}
-
-	if !w.admit(ctx, d) {
-		return
-	}
-	if w.expired(ctx, d) {
-		return
-	}
-	select {
-	case w.calls <- struct{}{}:
-	case <-ctx.Done():
-		w.release(d)
-		w.handBack(d, outcomeHandedBack, 0, "shutdown before the call")
-		return
-	}
-	res, err := w.call(ctx, d, sender)
-	<-w.calls
-	w.settle(ctx, d, g, res, err)
-}
-
-// expired dead-letters the job if its not_after has passed, and reports
-// whether it did. It is checked before the claim and again after it, since
-// a rate-limit wait can outlast the deadline.
-func (w *Worker) expired(ctx context.Context, d *delivery) bool {
-	if !d.j.Expired(w.now()) {
-		return false
-	}
-	w.deadLetter(ctx, d, job.ReasonExpired, retry.Detail{Message: "not_after " + d.j.NotAfter.Format(time.RFC3339) + " passed"})
-	return true
-}
-
-// call makes the provider call; the caller holds a call slot.
-func (w *Worker) call(ctx context.Context, d *delivery, sender Sender) (job.Result, error) {
-	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
-	start := time.Now()
-	res, err := sender.Send(callCtx, d.j)
-	cancel()
-	outcome := "ok"
-	if err != nil {
-		outcome = "error"
-	}
-	w.m.sendSeconds.WithLabelValues(d.j.Platform, outcome).Observe(time.Since(start).Seconds())
-	d.attempts++
-	return res, err
-}
-
-// admit claims the job in the store and waits out its rate-limit slot. It
-// reports whether the caller should go on and send.
-func (w *Worker) admit(ctx context.Context, d *delivery) bool {
-	c := Claim{
-		Key:   d.j.Key(),
-		Owner: d.owner,
-		// The rate-limit wait, the wait for a call slot (at most about one
-		// request timeout: every call ends by then), the call, and margin.
-		Lease:   w.cfg.MaxRateWait + 2*w.cfg.RequestTimeout + 5*time.Second,
-		TTL:     w.cfg.DedupTTL,
-		MaxWait: w.cfg.MaxRateWait,
-	}
-	if w.cfg.RateLimit != nil {
-		if l, ok := w.cfg.RateLimit(d.j.Platform, d.j.App, d.j.TemplateID); ok {
-			c.Limit = &l
-		}
-	}
-	adm, err := w.store.Admit(ctx, c)
-	if err != nil {
-		w.health.failed(err)
-		w.handBack(d, outcomeHeld, time.Second, "store unavailable", zap.Error(err))
-		return false
-	}
-	switch adm.Status {
-	case AlreadySent:
-		w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDuplicate).Inc()
-		if sent := adm.Delivered; w.cfg.Receipts && sent.Seq == d.meta.Sequence.Stream {
-			// This very message was delivered and its holder died before
-			// acking it, perhaps before the receipt: publish it again.
-			// Nats-Msg-Id keeps the stream from storing it twice.
-			d.logAt(zap.InfoLevel, "redelivered after delivery: receipt published again, acked without a call")
-			w.receipt(ctx, d, sent)
-		} else {
-			d.logAt(zap.InfoLevel, "duplicate: already delivered, acked without a call")
-		}
-		w.ack(d)
-		return false
-	case Busy:
-		// Look again soon: the holder usually finishes well before its
-		// lease ends, and then this copy is acked as a duplicate.
-		w.handBack(d, outcomeHeld, min(adm.Wait, time.Second), "another delivery holds the job")
-		return false
-	case Throttled:
-		w.m.rateWaits.WithLabelValues(d.j.Platform).Inc()
-		w.handBack(d, outcomeHeld, adm.Wait, "rate limited")
-		return false
-	}
-	d.claimed, d.attempts, d.first = true, adm.Attempts, adm.FirstAttempt
-	if adm.Wait > 0 {
-		w.m.rateWaits.WithLabelValues(d.j.Platform).Inc()
-		w.m.rateWaitSec.Observe(adm.Wait.Seconds())
-		if err := w.waitKeepingAlive(ctx, d.msg, adm.Wait); err != nil {
-			w.release(d)
-			w.handBack(d, outcomeHandedBack, 0, "shutdown during rate-limit wait")
-			return false
-		}
-	}
-	return true
-}
-
-// settle acts on a call's outcome: delivered, retried, held or
-// dead-lettered.
-func (w *Worker) settle(ctx context.Context, d *delivery, g *gate, res job.Result, err error) {
-	route := Route{d.j.Platform, d.j.App}
-	if err == nil {
-		if g.success() {
-			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
-			d.logAt(zap.InfoLevel, "app resumed: probe delivered")
-		}
-		w.delivered(ctx, d, res)
-		return
-	}
-	dec := retry.Decide(err)
-	d.alert = dec.Alert
-	if ctx.Err() != nil {
-		// Cancelled by the end of the shutdown grace: the outcome is
-		// unknown, so the call counts, and the job goes back to the queue.
-		w.fail(ctx, d)
-		w.handBack(d, outcomeHandedBack, 0, "shutdown during send", zap.Error(err))
-		return
-	}
-	switch dec.Action {
-	case retry.DeadLetter:
-		if g.success() {
-			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
-			d.logAt(zap.InfoLevel, "app resumed: the probe was answered")
-		}
-		w.deadLetter(ctx, d, dec.Reason, detailOf(dec, err))
-	case retry.Throttle, retry.Pause:
-		w.release(d)
-		d.attempts-- // holds spend no attempt
-		hold := g.pause(w.now(), dec.Delay, dec.Action.String())
-		w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
-		d.logAt(zap.ErrorLevel, "app held: platform refused the app, not the job",
-			zap.String("action", dec.Action.String()), zap.Duration("hold", hold),
-			zap.String("code", dec.Detail.Code), zap.Error(err))
-		w.handBack(d, outcomeHeld, hold, "app held")
-	default:
-		if opened, hold := g.failure(w.now()); opened {
-			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
-			d.logAt(zap.ErrorLevel, "breaker open: repeated transient failures", zap.Duration("hold", hold), zap.Error(err))
-		}
-		n := w.fail(ctx, d)
-		limit, reason := w.cfg.MaxAttempts, job.ReasonRetriesExhausted
-		if dec.Limit > 0 && dec.Limit <= limit {
-			limit, reason = dec.Limit, dec.Reason
-		}
-		if n >= limit {
-			w.deadLetter(ctx, d, reason, detailOf(dec, err))
-			return
-		}
-		delay := max(w.cfg.Retry.Backoff(n), dec.Delay)
-		d.logFailure(zap.WarnLevel, "transient failure, retrying", zap.Int("attempt", n), zap.Duration("delay", delay),
-			zap.String("code", dec.Detail.Code), zap.Error(err))
-		w.nak(d, outcomeRetry, delay)
-	}
-}
-
-func detailOf(dec retry.Decision, err error) retry.Detail {
-	dt := dec.Detail
-	if dt.Message == "" && dt.Code == "" {
-		dt.Message = err.Error()
-	}
-	return dt
-}
-
-// fail counts a failed call in the store and returns the attempts so far.
-// If the store is down it falls back to the local count: the job is
-// redelivered either way.
-func (w *Worker) fail(ctx context.Context, d *delivery) int {
-	n, err := w.store.Fail(context.WithoutCancel(ctx), d.j.Key(), d.owner)
-	if err != nil {
-		w.health.failed(err)
-		d.logAt(zap.WarnLevel, "could not count the failed attempt", zap.Error(err))
-		return d.attempts
-	}
-	d.claimed = false
-	d.attempts = n
-	return n
-}
-
-func (w *Worker) release(d *delivery) {
-	if !d.claimed {
-		return
-	}
-	if err := w.store.Release(context.Background(), d.j.Key(), d.owner); err != nil {
-		w.health.failed(err)
-		d.logAt(zap.WarnLevel, "could not release the lease; it expires by itself", zap.Error(err))
-	}
-	d.claimed = false
-}
-
-// delivered records the platform's acceptance, publishes the receipt and acks.
-func (w *Worker) delivered(ctx context.Context, d *delivery, res job.Result) {
-	// The sent marker closes the only duplicate window: keep trying briefly
-	// even while shutting down.
-	markCtx := context.WithoutCancel(ctx)
-	sent := Delivery{Seq: d.meta.Sequence.Stream, MsgID: res.MsgID, Attempts: d.attempts, At: w.now()}
-	var err error
-	for i := range 3 {
-		if err = w.store.MarkSent(markCtx, d.j.Key(), w.cfg.DedupTTL, sent); err == nil {
-			break
-		}
-		time.Sleep(time.Duration(100*(i+1)) * time.Millisecond)
-	}
-	if err != nil {
-		w.health.failed(err)
-		// The job was delivered: acking is right. Only a republish of the
-		// same id could now be sent again; the lease guards it meanwhile.
-		d.logAt(zap.ErrorLevel, "delivered but the sent marker could not be recorded", zap.Error(err))
-	}
-	if w.cfg.Receipts {
-		w.receipt(ctx, d, sent)
-	}
-	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcomeDelivered).Inc()
-	d.logAt(zap.DebugLevel, "delivered", zap.Int("attempts", d.attempts), zap.String("msgid", res.MsgID))
-	w.ack(d)
-}
-
-func (w *Worker) receipt(ctx context.Context, d *delivery, sent Delivery) {
-	r := job.Receipt{
-		ID: d.j.ID, Platform: d.j.Platform, App: d.j.App, TemplateID: d.j.TemplateID,
-		ToUser: d.j.ToUser, Attempts: sent.Attempts, MsgID: sent.MsgID, SentAt: sent.At.UTC(), Worker: w.cfg.Instance,
-	}
-	msg, err := encodeMsg(job.SentSubject(d.j.Platform), r)
-	if err == nil {
-		msg.Header.Set(job.HeaderMsgID, "sent:"+d.j.Key())
-		err = w.publishReceipt(ctx, d, msg)
-	}
-	if err != nil {
-		d.logAt(zap.WarnLevel, "delivery receipt not published", zap.Error(err))
-	}
-}
-
-// publishReceipt stores a receipt, trying again through a JetStream
-// reconnect or leader election (which outlast one publish) for up to
-// receiptBudget, keeping the job's ack deadline alive meanwhile. Nats-Msg-Id
-// keeps a retried receipt from being stored twice. It stops trying when ctx
-// ends (the shutdown grace is over), but an attempt under way is not cut
-// short.
-func (w *Worker) publishReceipt(ctx context.Context, d *delivery, msg *nats.Msg) error {
-	deadline := time.Now().Add(receiptBudget)
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(2*time.Second, time.Until(deadline)))
-		_, err := w.pub.PublishMsg(pctx, msg)
-		cancel()
-		wait := min(time.Duration(attempt)*100*time.Millisecond, time.Second)
-		if err == nil || time.Now().Add(wait).After(deadline) {
-			return err
-		}
-		_ = d.msg.InProgress()
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-	}
-}
-
-// receiptBudget is how long a delivery receipt is retried: longer than a
-// JetStream leader election.
-const receiptBudget = 20 * time.Second
-
-// deadLetter stores the job in the dead-letter stream, then acks it. If the
-// publish fails the job is handed back, never dropped.
-func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason string, dt retry.Detail) {
-	dl := w.deadLetterOf(d, reason, dt)
-	msg, err := encodeMsg(job.DeadSubject(dl.Platform, reason), dl)
-	if err == nil {
-		msg.Header.Set(job.HeaderReason, reason)
-		msg.Header.Set(job.HeaderCode, dt.Code)
-		msg.Header.Set(job.HeaderMsgID, "dead:"+w.cfg.Stream+":"+strconv.FormatUint(d.meta.Sequence.Stream, 10))
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err = w.pub.PublishMsg(pctx, msg)
-		cancel()
-	}
-	if err != nil {
-		w.release(d)
-		d.logAt(zap.ErrorLevel, "dead letter not stored, job handed back", zap.String("reason", reason), zap.Error(err))
-		w.nak(d, outcomeHandedBack, w.cfg.Retry.Backoff(1))
-		return
-	}
-	if d.claimed || d.attempts > 0 {
-		if err := w.store.Forget(context.WithoutCancel(ctx), d.j.Key()); err != nil {
-			d.logAt(zap.WarnLevel, "dead-lettered job state not cleared; a replay waits for its lease", zap.Error(err))
-		}
-	}
-	w.m.deadLetters.WithLabelValues(dl.Platform, reason).Inc()
-	w.m.jobs.WithLabelValues(dl.Platform, d.j.TemplateID, outcomeDeadLetter).Inc()
-	d.logFailure(zap.WarnLevel, "dead-lettered", zap.String("reason", reason), zap.String("code", dt.Code),
-		zap.String("field", dt.Field), zap.Int("attempts", d.attempts))
-	// Term, not TermWithReason: servers before 2.10.4 ignore a term with a
-	// reason and would redeliver the job for ever. The reason is in the
-	// dead letter.
-	if err := d.msg.Term(); err != nil {
-		d.logAt(zap.WarnLevel, "term after dead letter", zap.Error(err))
-	}
-}
-
-func (w *Worker) deadLetterOf(d *delivery, reason string, dt retry.Detail) job.DeadLetter {
-	platform := d.j.Platform
-	if platform != job.WeChat && platform != job.Alipay {
-		platform = job.PlatformOf(d.msg.Subject())
-		if platform != job.WeChat && platform != job.Alipay {
-			platform = job.UnknownPlatform
-		}
-	}
-	dl := job.DeadLetter{
-		Reason: reason, Platform: platform, App: d.j.App, TemplateID: d.j.TemplateID,
-		ToUser: d.j.ToUser, ID: d.j.ID, Code: dt.Code, Message: dt.Message, Field: dt.Field,
-		Attempts: d.attempts, DeadAt: w.now().UTC(), Worker: w.cfg.Instance,
-		Source: job.Source{Stream: d.meta.Stream, Subject: d.msg.Subject(), Sequence: d.meta.Sequence.Stream},
-	}
-	if !d.first.IsZero() && d.attempts > 0 {
-		first := d.first.UTC()
-		dl.FirstAttemptAt = &first
-	}
-	if data := d.msg.Data(); isJSONObject(data) {
-		dl.Job = data
-	} else {
-		dl.Raw = data
-	}
-	if h := d.msg.Headers(); h != nil {
-		dl.Replays, _ = strconv.Atoi(h.Get(job.HeaderReplays))
-	}
-	return dl
-}
-
-// logAt logs with the job's fields. They are attached on first use: most
-// deliveries log nothing at the enabled levels.
-func (d *delivery) logAt(level zapcore.Level, msg string, fields ...zap.Field) {
-	if !d.base.Core().Enabled(level) {
-		return
-	}
-	if d.log == nil {
-		d.log = d.base.With(
-			zap.String("job_id", d.j.ID), zap.String("platform", d.platform),
-			zap.String("app", d.j.App), zap.String("template_id", d.j.TemplateID),
-			zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.Uint64("delivery", d.meta.NumDelivered))
-	}
-	d.log.Log(level, msg, fields...)
-}
-
-// logFailure logs at level, or at error level when the provider flagged
-// the failure with retry.Alert.
-func (d *delivery) logFailure(level zapcore.Level, msg string, fields ...zap.Field) {
-	if d.alert {
-		level = zap.ErrorLevel
-	}
-	d.logAt(level, msg, fields...)
-}
-
-func (w *Worker) ack(d *delivery) {
-	if err := d.msg.Ack(); err != nil {
-		d.logAt(zap.WarnLevel, "ack", zap.Error(err))
-	}
-}
-
-// handBack returns the job to the queue without counting an attempt.
-func (w *Worker) handBack(d *delivery, outcome string, delay time.Duration, why string, fields ...zap.Field) {
-	d.logAt(zap.DebugLevel, "handed back: "+why, append(fields, zap.Duration("delay", delay))...)
-	w.nak(d, outcome, delay)
-}
-
-func (w *Worker) nak(d *delivery, outcome string, delay time.Duration) {
-	w.m.jobs.WithLabelValues(d.j.Platform, d.j.TemplateID, outcome).Inc()
-	if delay > 0 {
-		// Spread redeliveries so held jobs do not return in one wave.
-		delay += rand.N(delay/10 + time.Millisecond)
-	}
-	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.logAt(zap.WarnLevel, "nak", zap.Error(err))
-	}
-}
-
-// waitKeepingAlive waits d, telling JetStream the message is in progress
-// often enough that its ack deadline never passes.
-func (w *Worker) waitKeepingAlive(ctx context.Context, msg jetstream.Msg, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	tick := time.NewTicker(w.cfg.AckWait / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-timer.C:
-			return nil
-		case <-tick.C:
-			_ = msg.InProgress()
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
 	}
 }

@@ -147,7 +147,10 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(workerConfig(cfg, instance), js, st.jobs, sends, log, worker.WithRegisterer(reg), worker.WithPublisher(pubJS))
+	wcfg := workerConfig(cfg, instance)
+	topo := topologyOf(cfg)
+	wcfg.EnsureStream = func(ctx context.Context, name string) error { return topo.EnsureStream(ctx, pubJS, name) }
+	w, err := worker.New(wcfg, js, st.jobs, sends, log, worker.WithRegisterer(reg), worker.WithPublisher(pubJS))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,266 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/retry"
+)
+
+// inflight is one message being handled: the job, and what the pipeline
+// learnt of it so far.
+type inflight struct {
+	msg      jetstream.Msg
+	meta     *jetstream.MsgMetadata
+	j        job.Job
+	decoded  bool   // j decoded and passed the contract's rules
+	platform string // from the subject: the job may not say
+	owner    string
+	base     *zap.Logger
+	log      *zap.Logger // base with the job's fields, built by logAt
+
+	claimed  bool // we hold the job's lease in the store
+	decided  bool // the store holds the job's dead-letter decision
+	attempts int
+	first    time.Time
+	alert    bool // the provider asked for its failure to be logged at error level
+}
+
+// metricPlatform is the platform for labels and dead-letter subjects:
+// the job's, else the subject's when it names one, else "unknown". A
+// producer cannot make up a label value.
+func (f *inflight) metricPlatform() string {
+	for _, p := range []string{f.j.Platform, f.platform} {
+		if p == job.WeChat || p == job.Alipay {
+			return p
+		}
+	}
+	return job.UnknownPlatform
+}
+
+// handle runs one message through the pipeline and settles its verdict.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	w.m.inFlight.Inc()
+	defer w.m.inFlight.Dec()
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to ack, nothing to lose.
+		w.log.Error("message without metadata", zap.Error(err))
+		return
+	}
+	f := &inflight{
+		msg: msg, meta: meta, base: w.log,
+		platform: job.PlatformOf(msg.Subject()),
+		owner:    w.cfg.Instance + ":" + strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + strconv.FormatUint(meta.NumDelivered, 10),
+	}
+	w.settle(ctx, f, w.process(ctx, f))
+}
+
+// process runs the stages in order until one reaches a verdict: decode,
+// route, validate, deadline, app gate, admission (dedup, decided outcome,
+// rate limit), deadline again, call slot, call, classification.
+func (w *Worker) process(ctx context.Context, f *inflight) verdict {
+	var err error
+	f.j, err = job.Decode(f.msg.Data(), f.platform)
+	if err != nil {
+		return deadLettered(job.ReasonMalformedJob, retry.Detail{Message: err.Error()})
+	}
+	f.decoded = true
+	route := Route{Platform: f.j.Platform, App: f.j.App}
+	sender, ok := w.senders[route]
+	if !ok {
+		return deadLettered(job.ReasonUnknownApp,
+			retry.Detail{Message: fmt.Sprintf("app %q is not configured for %s", f.j.App, f.j.Platform)})
+	}
+	if err := sender.Validate(f.j); err != nil {
+		return invalid(err)
+	}
+	if v, done := w.deadline(f); done {
+		return v
+	}
+	g := w.gates.get(route)
+	if ok, wait := g.allow(w.now()); !ok {
+		return heldBack(outcomeHeld, wait, "app held")
+	}
+	if v, done := w.admit(ctx, f); done {
+		return v
+	}
+	// A rate-limit wait can outlast the deadline.
+	if v, done := w.deadline(f); done {
+		return v
+	}
+	select {
+	case w.calls <- struct{}{}:
+	case <-ctx.Done():
+		return heldBack(outcomeHandedBack, 0, "shutdown before the call")
+	}
+	res, err := w.call(ctx, f, sender)
+	<-w.calls
+	return w.classify(ctx, f, route, g, res, err)
+}
+
+// invalid is the verdict on a job its sender's rules reject before a call.
+func invalid(err error) verdict {
+	dec := retry.Decide(err)
+	reason := dec.Reason
+	if dec.Action != retry.DeadLetter || reason == "" {
+		reason = job.ReasonInvalidTemplateData
+	}
+	if dec.Detail.Message == "" {
+		dec.Detail.Message = err.Error()
+	}
+	return deadLettered(reason, dec.Detail)
+}
+
+// deadline dead-letters a job whose not_after has passed.
+func (w *Worker) deadline(f *inflight) (verdict, bool) {
+	if !f.j.Expired(w.now()) {
+		return verdict{}, false
+	}
+	return deadLettered(job.ReasonExpired, retry.Detail{Message: "not_after " + f.j.NotAfter.Format(time.RFC3339) + " passed"}), true
+}
+
+// admit claims the job in the store and waits out its rate-limit slot; it
+// is done when the job goes no further now.
+func (w *Worker) admit(ctx context.Context, f *inflight) (verdict, bool) {
+	c := Claim{
+		Key:   f.j.Key(),
+		Owner: f.owner,
+		// The rate-limit wait, the wait for a call slot (at most about one
+		// request timeout: every call ends by then), the call, and margin.
+		Lease:   w.cfg.MaxRateWait + 2*w.cfg.RequestTimeout + 5*time.Second,
+		TTL:     w.cfg.DedupTTL,
+		MaxWait: w.cfg.MaxRateWait,
+	}
+	if w.cfg.RateLimit != nil {
+		if l, ok := w.cfg.RateLimit(f.j.Platform, f.j.App, f.j.TemplateID); ok {
+			c.Limit = &l
+		}
+	}
+	adm, err := w.store.Admit(ctx, c)
+	if err != nil {
+		w.health.failed(err)
+		return verdict{kind: handBack, outcome: outcomeHeld, delay: time.Second, why: "store unavailable", err: err}, true
+	}
+	switch adm.Status {
+	case AlreadySent:
+		v := verdict{kind: duplicate}
+		if adm.Sent.Seq == f.meta.Sequence.Stream {
+			// This very message was delivered and its holder died before
+			// acking it, perhaps before the receipt.
+			v.sent = &adm.Sent
+		}
+		return v, true
+	case Decided:
+		d := adm.Decision
+		f.decided, f.attempts, f.first = true, d.Attempts, d.First
+		return deadLettered(d.Reason, retry.Detail{Code: d.Code, Message: d.Message, Field: d.Field}), true
+	case Busy:
+		// Look again soon: the holder usually finishes well before its
+		// lease ends, and then this copy is acked as a duplicate.
+		return heldBack(outcomeHeld, min(adm.Wait, time.Second), "another delivery holds the job"), true
+	case Throttled:
+		w.m.rateWaits.WithLabelValues(f.j.Platform).Inc()
+		return heldBack(outcomeHeld, adm.Wait, "rate limited"), true
+	}
+	f.claimed, f.attempts, f.first = true, adm.Attempts, adm.FirstAttempt
+	if adm.Wait > 0 {
+		w.m.rateWaits.WithLabelValues(f.j.Platform).Inc()
+		w.m.rateWaitSec.Observe(adm.Wait.Seconds())
+		if err := w.waitKeepingAlive(ctx, f.msg, adm.Wait); err != nil {
+			return heldBack(outcomeHandedBack, 0, "shutdown during rate-limit wait"), true
+		}
+	}
+	return verdict{}, false
+}
+
+// call makes the provider call; the caller holds a call slot.
+func (w *Worker) call(ctx context.Context, f *inflight, sender Sender) (job.Result, error) {
+	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	start := time.Now()
+	res, err := sender.Send(callCtx, f.j)
+	cancel()
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	w.m.sendSeconds.WithLabelValues(f.j.Platform, outcome).Observe(time.Since(start).Seconds())
+	f.attempts++
+	return res, err
+}
+
+// classify turns a call's outcome into a verdict, and keeps the app's gate:
+// an answer closes it, an app-level refusal or quota opens it, and so do
+// repeated transient failures.
+func (w *Worker) classify(ctx context.Context, f *inflight, route Route, g *gate, res job.Result, err error) verdict {
+	if err == nil {
+		w.gateClosed(f, route, g, "probe delivered")
+		return delivered(res)
+	}
+	dec := retry.Decide(err)
+	f.alert = dec.Alert
+	if ctx.Err() != nil {
+		return verdict{kind: abandon, err: err}
+	}
+	switch dec.Action {
+	case retry.DeadLetter:
+		w.gateClosed(f, route, g, "the probe was answered")
+		dt := dec.Detail
+		if dt.Message == "" && dt.Code == "" {
+			dt.Message = err.Error()
+		}
+		return verdict{kind: deadLetter, reason: dec.Reason, detail: dt, err: err}
+	case retry.Throttle, retry.Pause:
+		f.attempts-- // holds spend no attempt
+		hold := g.pause(w.now(), dec.Delay, dec.Action.String())
+		w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
+		f.logAt(zap.ErrorLevel, "app held: platform refused the app, not the job",
+			zap.String("action", dec.Action.String()), zap.Duration("hold", hold),
+			zap.String("code", dec.Detail.Code), zap.Error(err))
+		return heldBack(outcomeHeld, hold, "app held")
+	default:
+		if opened, hold := g.failure(w.now()); opened {
+			w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(1)
+			f.logAt(zap.ErrorLevel, "breaker open: repeated transient failures", zap.Duration("hold", hold), zap.Error(err))
+		}
+		dt := dec.Detail
+		if dt.Message == "" && dt.Code == "" {
+			dt.Message = err.Error()
+		}
+		return verdict{kind: retryLater, delay: dec.Delay, detail: dt, limit: dec.Limit, exhausted: dec.Reason, err: err}
+	}
+}
+
+// gateClosed closes the app's gate after an answer, saying so if it was
+// open.
+func (w *Worker) gateClosed(f *inflight, route Route, g *gate, why string) {
+	if g.success() {
+		w.m.appPaused.WithLabelValues(route.Platform, route.App).Set(0)
+		f.logAt(zap.InfoLevel, "app resumed: "+why)
+	}
+}
+
+// waitKeepingAlive waits d, telling JetStream the message is in progress
+// often enough that its ack deadline never passes.
+func (w *Worker) waitKeepingAlive(ctx context.Context, msg jetstream.Msg, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(w.cfg.AckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return nil
+		case <-tick.C:
+			_ = msg.InProgress()
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
