@@ -291,13 +291,32 @@ func infoField(info, name string) string {
 // inside scripts are not counted.
 func (r *Redis) Calls(t testing.TB, command string) int64 {
 	t.Helper()
+	return r.commandStat(t, command, "calls")
+}
+
+// Rejected returns how many calls of command the server refused before
+// running them (a write to a read-only replica, a command over maxmemory,
+// one an ACL forbids) since it started or its stats were reset.
+func (r *Redis) Rejected(t testing.TB, command string) int64 {
+	t.Helper()
+	return r.commandStat(t, command, "rejected_calls")
+}
+
+// commandStat reads one field of a command's line of INFO commandstats:
+// cmdstat_set:calls=3,usec=12,usec_per_call=4.00,rejected_calls=1,failed_calls=0
+func (r *Redis) commandStat(t testing.TB, command, field string) int64 {
+	t.Helper()
 	sc := bufio.NewScanner(strings.NewReader(r.info(t, "commandstats")))
-	prefix := "cmdstat_" + command + ":calls="
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, prefix); ok {
-			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest+",", ',')], 10, 64)
-			return n
+		rest, ok := strings.CutPrefix(sc.Text(), "cmdstat_"+command+":")
+		if !ok {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, field+"="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
 		}
 	}
 	return 0
