@@ -111,6 +111,9 @@ const (
 	natsUsers
 	natsTokenAuth
 	natsNkeys
+	// natsNkeysLeastPrivilege also allows the user only the subjects
+	// docs/operations.md lists.
+	natsNkeysLeastPrivilege
 )
 
 // startNATS starts JetStream speaking TLS with a certificate of f's CA
@@ -134,6 +137,11 @@ func (f *linkFixture) startNATS(t *testing.T, tlsOn, verify bool, auth natsAuth)
 			o.Authorization = natsToken
 		case natsNkeys:
 			o.Nkeys = []*server.NkeyUser{{Nkey: f.nkeyPublic}}
+		case natsNkeysLeastPrivilege:
+			o.Nkeys = []*server.NkeyUser{{Nkey: f.nkeyPublic, Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>", "$JS.ACK.>", "notify.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}}}
 		}
 	})
 }
@@ -477,13 +485,14 @@ func TestRedisClusterURL(t *testing.T) {
 }
 
 // The worker and the operator commands, given one config file, reach
-// NATS over mutual TLS with an nkey and Redis over mutual TLS as the ACL
-// user: herald streams apply and herald send go the way the worker does,
-// the worker delivers what send published, and neither logs a secret.
+// NATS over mutual TLS with an nkey allowed only herald's subjects and
+// Redis over mutual TLS as the ACL user: herald streams apply, send and
+// dlq stats go the way the worker does, the worker delivers what send
+// published, and neither logs a secret.
 func TestWorkerAndOperatorCommandsShareTheAuthenticatedLinks(t *testing.T) {
 	t.Parallel()
 	f := newLinkFixture(t)
-	js := f.startNATS(t, true, true, natsNkeys)
+	js := f.startNATS(t, true, true, natsNkeysLeastPrivilege)
 	rd := f.startRedis(t)
 	sb := sandbox.New(sandbox.Options{Record: true})
 	srv := httptest.NewServer(sb)
@@ -557,6 +566,9 @@ apps:
 		}
 		return false
 	})
+	if out, err := herald(environ, "dlq", "stats", "--json"); err != nil {
+		t.Fatalf("herald dlq stats: %v\n%s", err, out)
+	}
 
 	// The same commands with a key the server does not know are refused,
 	// naming the server.
