@@ -69,8 +69,32 @@ type NATS struct {
 	// tls://, ws:// or wss://). Empty starts an embedded single-node
 	// JetStream server. Default nats://127.0.0.1:4222.
 	URL string `yaml:"url"`
-	// CredsFile is an optional NATS credentials file.
-	CredsFile    string `yaml:"creds_file"`
+
+	// How herald authenticates: at most one of CredsFile, NKeySeedFile,
+	// User with Password, and Token, or credentials in URL; of these,
+	// only CredsFile may be combined with URL credentials.
+
+	// CredsFile is an optional NATS credentials file: a user JWT and its
+	// nkey seed, as nsc writes it.
+	CredsFile string `yaml:"creds_file"`
+	// NKeySeedFile is a file holding a user nkey seed ("SU..."), for a
+	// server that lists the user's public nkey.
+	NKeySeedFile string `yaml:"nkey_seed_file"`
+	// User and Password authenticate with a user name and password. The
+	// password is a secret: inline, through PasswordFile or through
+	// HERALD_NATS_PASSWORD.
+	User         string `yaml:"user"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// Token authenticates with a token: inline, through TokenFile or
+	// through HERALD_NATS_TOKEN.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	// TLS verifies the servers with a CA of its own and presents a client
+	// certificate. Any of its keys makes TLS required, whatever the URL's
+	// scheme.
+	TLS TLS `yaml:"tls"`
+
 	Stream       string `yaml:"stream"`        // default NOTIFY_SEND
 	DeadStream   string `yaml:"dead_stream"`   // default NOTIFY_DEAD
 	EventsStream string `yaml:"events_stream"` // default NOTIFY_EVENTS; empty: no delivery receipts
@@ -94,11 +118,65 @@ type NATS struct {
 // Redis locates the store shared by replicas for deduplication and rate
 // limits.
 type Redis struct {
-	// URL is redis://, rediss:// or unix://. Empty keeps deduplication and
-	// rate limits in process, which is correct for one replica only.
-	// Default redis://127.0.0.1:6379/0.
+	// URL is the store, in one of three forms; rediss in place of redis
+	// turns TLS on in each:
+	//
+	//   - one server: redis://host:port/db, rediss://host:port/db or
+	//     unix:///path/to/redis.sock;
+	//   - Sentinel: redis+sentinel://host1:26379,host2:26379/db, the
+	//     sentinels to ask for the master that Sentinel.MasterName names;
+	//   - Redis Cluster: redis+cluster://host1:6379,host2:6379, some of the
+	//     cluster's nodes (the client learns the others from them).
+	//
+	// Empty keeps deduplication and rate limits in process, which is
+	// correct for one replica only. Default redis://127.0.0.1:6379/0.
 	URL string `yaml:"url"`
+	// Username and Password authenticate to the Redis servers (an ACL
+	// user; Username empty for requirepass). The password is a secret:
+	// inline, through PasswordFile or through HERALD_REDIS_PASSWORD. They
+	// replace credentials in URL, which must then hold none.
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS verifies the servers with a CA of its own and presents a client
+	// certificate; it needs a rediss URL.
+	TLS TLS `yaml:"tls"`
+	// Sentinel is what a redis+sentinel URL needs besides the sentinels'
+	// addresses.
+	Sentinel Sentinel `yaml:"sentinel"`
 }
+
+// Sentinel names the master a redis+sentinel [Redis.URL] asks the
+// sentinels for, and how to authenticate to the sentinels themselves.
+type Sentinel struct {
+	// MasterName is the name the sentinels monitor the master under.
+	// Required with a redis+sentinel URL, refused with any other.
+	MasterName string `yaml:"master_name"`
+	// Username and Password authenticate to the sentinels, where they
+	// require it (requirepass or ACL in sentinel.conf); the password is a
+	// secret like [Redis.Password], with HERALD_REDIS_SENTINEL_PASSWORD.
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// TLS is a connection's TLS beyond the system's defaults. The files are
+// PEM; relative paths in the config file are read from its directory.
+type TLS struct {
+	// CAFile holds the certificates that may sign the server's; empty
+	// trusts the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate and its private key,
+	// for servers that require one (mutual TLS); both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the server's certificate must hold, where it
+	// differs from the host herald dials (an IP address, a proxy).
+	ServerName string `yaml:"server_name"`
+}
+
+// IsZero reports whether t sets nothing.
+func (t TLS) IsZero() bool { return t == TLS{} }
 
 // Worker tunes one worker replica.
 type Worker struct {
@@ -370,7 +448,17 @@ func (c *Config) resolveFiles(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
-	join(&c.NATS.CredsFile)
+	for _, p := range []*string{
+		&c.NATS.CredsFile, &c.NATS.NKeySeedFile, &c.NATS.PasswordFile, &c.NATS.TokenFile,
+		&c.Redis.PasswordFile, &c.Redis.Sentinel.PasswordFile,
+	} {
+		join(p)
+	}
+	for _, t := range []*TLS{&c.NATS.TLS, &c.Redis.TLS} {
+		join(&t.CAFile)
+		join(&t.CertFile)
+		join(&t.KeyFile)
+	}
 	for _, app := range c.Apps {
 		if w := app.WeChat; w != nil {
 			join(&w.AppSecretFile)
@@ -427,6 +515,10 @@ func (c *Config) readSecretFiles(set setKeys) []error {
 		}
 		*value = v
 	}
+	read("nats.password", "nats.password_file", (*string)(&c.NATS.Password), c.NATS.PasswordFile)
+	read("nats.token", "nats.token_file", (*string)(&c.NATS.Token), c.NATS.TokenFile)
+	read("redis.password", "redis.password_file", (*string)(&c.Redis.Password), c.Redis.PasswordFile)
+	read("redis.sentinel.password", "redis.sentinel.password_file", (*string)(&c.Redis.Sentinel.Password), c.Redis.Sentinel.PasswordFile)
 	for _, name := range sortedKeys(c.Apps) {
 		app := c.Apps[name]
 		p := "apps." + name

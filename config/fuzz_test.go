@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,4 +76,39 @@ func writeTemp(t *testing.T, dir string, data []byte) string {
 		t.Fatal(err)
 	}
 	return f.Name()
+}
+
+// FuzzParseRedisURL feeds arbitrary URLs to ParseRedisURL with a password
+// planted in the user info: it must not panic, its errors must never hold
+// the password, and what it accepts must name at least one address, each
+// host:port outside unix://.
+func FuzzParseRedisURL(f *testing.F) {
+	for _, s := range []string{
+		"redis://127.0.0.1:6379/0", "rediss://u:PW@h/3?dial_timeout=3s", "unix://:PW@/run/redis.sock?db=2",
+		"redis+sentinel://:PW@s0,s1:26380,[::1]/1", "rediss+cluster://u:PW@n0:7000,n1",
+		"redis+cluster://n0:6379,,n1", "redis+sentinel://s0?x=PW", "redis://:PW@h:port/0", "http://PW@h",
+	} {
+		f.Add(s)
+	}
+	const planted = "PW"
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.Count(s, planted) != 1 {
+			t.Skip("the planted password must appear once, where the input puts it")
+		}
+		u, err := config.ParseRedisURL(s)
+		if err != nil {
+			if strings.Contains(err.Error(), planted) {
+				t.Fatalf("ParseRedisURL(%q) error reveals the password: %v", s, err)
+			}
+			return
+		}
+		if len(u.Addrs) == 0 {
+			t.Fatalf("ParseRedisURL(%q) = %+v: no address", s, u)
+		}
+		for _, a := range u.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil && !u.Unix {
+				t.Fatalf("ParseRedisURL(%q) address %q is not host:port: %v", s, a, err)
+			}
+		}
+	})
 }

@@ -12,6 +12,17 @@ func TestPrintDefault(t *testing.T) {
 	want := `nats:
   url: nats://127.0.0.1:4222
   creds_file: ""
+  nkey_seed_file: ""
+  user: ""
+  password: ""
+  password_file: ""
+  token: ""
+  token_file: ""
+  tls:
+    ca_file: ""
+    cert_file: ""
+    key_file: ""
+    server_name: ""
   stream: NOTIFY_SEND
   dead_stream: NOTIFY_DEAD
   events_stream: NOTIFY_EVENTS
@@ -23,6 +34,19 @@ func TestPrintDefault(t *testing.T) {
   max_ack_pending: 16384
 redis:
   url: redis://127.0.0.1:6379/0
+  username: ""
+  password: ""
+  password_file: ""
+  tls:
+    ca_file: ""
+    cert_file: ""
+    key_file: ""
+    server_name: ""
+  sentinel:
+    master_name: ""
+    username: ""
+    password: ""
+    password_file: ""
 worker:
   instance: ""
   concurrency: 256

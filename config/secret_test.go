@@ -83,6 +83,16 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 			wantErr: "redis.url: scheme must be redis, rediss or unix",
 		},
 		{
+			name:    "redis cluster URL with an empty address",
+			give:    []string{"HERALD_REDIS_URL=redis+cluster://:" + planted + "@n0:6379,,n2:6379"},
+			wantErr: "redis.url: host required in every address of the list",
+		},
+		{
+			name:    "redis sentinel URL with a password in its query",
+			give:    []string{"HERALD_REDIS_URL=redis+sentinel://s0:26379?password=" + planted},
+			wantErr: "redis.url: the sentinel and cluster forms take no query or fragment",
+		},
+		{
 			name:    "NATS token in a bad URL",
 			give:    []string{"HERALD_NATS_URL=nats://" + planted + "@:4222"},
 			wantErr: "nats.url: host required",

@@ -29,7 +29,7 @@ func (p *problems) add(key, format string, args ...any) {
 func (c *Config) problems() []error {
 	var p problems
 	c.NATS.validate(&p)
-	validateRedisURL(&p, "redis.url", c.Redis.URL)
+	c.Redis.validate(&p)
 	c.Worker.validate(&p)
 	c.Retry.validate(&p)
 	if c.Dedup.TTL <= 0 {
@@ -44,6 +44,7 @@ func (c *Config) problems() []error {
 
 func (n *NATS) validate(p *problems) {
 	validateNATSURL(p, "nats.url", n.URL)
+	n.validateAuth(p)
 	names := []struct {
 		key, value string
 		required   bool
@@ -225,6 +226,111 @@ func envName(key string) string {
 // The URL checks never quote the URL or url.Parse's error: either may hold
 // a password.
 
+// validateAuth checks how herald authenticates to NATS and verifies it.
+func (n *NATS) validateAuth(p *problems) {
+	var ways []string
+	if n.CredsFile != "" {
+		ways = append(ways, "nats.creds_file")
+	}
+	if n.NKeySeedFile != "" {
+		ways = append(ways, "nats.nkey_seed_file")
+	}
+	userPass := n.User != "" || n.Password != "" || n.PasswordFile != ""
+	if userPass {
+		ways = append(ways, "nats.user")
+	}
+	token := n.Token != "" || n.TokenFile != ""
+	if token {
+		ways = append(ways, "nats.token")
+	}
+	if len(ways) > 1 {
+		p.add("nats", "set only one of %s: each is a way to authenticate", strings.Join(ways, ", "))
+	}
+	if userPass {
+		if n.User == "" {
+			p.add("nats.user", "required with nats.password")
+		}
+		if n.Password == "" && n.PasswordFile == "" {
+			p.add("nats.password", "required with nats.user (inline, password_file or %s)", envName("nats.password"))
+		}
+	}
+	// nats.go prefers a URL's credentials to the options': refuse both,
+	// rather than have one silently win. (creds_file beside them is
+	// older, and stays allowed.) An empty URL starts an embedded server,
+	// which takes neither credentials nor TLS: they stay unused there, so
+	// that emptying nats.url in the environment works with any file.
+	if (n.NKeySeedFile != "" || userPass || token) && natsURLHasAuth(n.URL) {
+		p.add("nats.url", "holds credentials, and so do nats.nkey_seed_file, nats.user or nats.token: give them in one place")
+	}
+	validateTLS(p, "nats.tls", n.TLS)
+	if !n.TLS.IsZero() {
+		for s := range strings.SplitSeq(n.URL, ",") {
+			if strings.HasPrefix(strings.TrimSpace(s), "ws://") {
+				p.add("nats.tls", "set, but nats.url has a ws:// server: use wss:// for TLS")
+				break
+			}
+		}
+	}
+}
+
+// natsURLHasAuth reports whether a server of the list carries a user,
+// password or token.
+func natsURLHasAuth(list string) bool {
+	for s := range strings.SplitSeq(list, ",") {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// validateTLS checks a TLS section; the files are read when connecting.
+func validateTLS(p *problems, key string, t TLS) {
+	if t.CertFile != "" && t.KeyFile == "" {
+		p.add(key+".key_file", "required with %s.cert_file", key)
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		p.add(key+".cert_file", "required with %s.key_file", key)
+	}
+}
+
+func (r *Redis) validate(p *problems) {
+	if r.URL == "" {
+		return // in-process stores: the other keys stay unused
+	}
+	u, err := ParseRedisURL(r.URL)
+	if err != nil {
+		p.add("redis.url", "%s", err)
+		return
+	}
+	if r.Username != "" && r.Password == "" && r.PasswordFile == "" {
+		p.add("redis.password", "required with redis.username (inline, password_file or %s)", envName("redis.password"))
+	}
+	if u.HasAuth && (r.Username != "" || r.Password != "" || r.PasswordFile != "") {
+		p.add("redis.url", "holds credentials, and so do redis.username or redis.password: give them in one place")
+	}
+	validateTLS(p, "redis.tls", r.TLS)
+	if !r.TLS.IsZero() && !u.TLS {
+		p.add("redis.tls", "set, but redis.url does not use TLS: use rediss://, rediss+sentinel:// or rediss+cluster://")
+	}
+	s := r.Sentinel
+	if u.Mode == RedisSentinel {
+		if s.MasterName == "" {
+			p.add("redis.sentinel.master_name", "required with a redis+sentinel url")
+		}
+		if s.Username != "" && s.Password == "" && s.PasswordFile == "" {
+			p.add("redis.sentinel.password", "required with redis.sentinel.username (inline, password_file or %s)",
+				envName("redis.sentinel.password"))
+		}
+	} else if s.MasterName != "" || s.Username != "" || s.Password != "" || s.PasswordFile != "" {
+		p.add("redis.sentinel", "set, but redis.url is not a redis+sentinel:// url")
+	}
+}
+
 func validateNATSURL(p *problems, key, list string) {
 	if list == "" {
 		return // embedded server
@@ -247,36 +353,6 @@ func validateNATSURL(p *problems, key, list string) {
 		}
 		return
 	}
-}
-
-func validateRedisURL(p *problems, key, s string) {
-	if s == "" {
-		return // in-process stores
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		p.add(key, "not a valid URL")
-	case u.Scheme == "unix":
-		if u.Path == "" {
-			p.add(key, "socket path required, unix:///path/to/redis.sock")
-		}
-	case u.Scheme != "redis" && u.Scheme != "rediss":
-		p.add(key, "scheme must be redis, rediss or unix")
-	case u.Hostname() == "":
-		p.add(key, "host required")
-	case !validRedisDB(u.Path):
-		p.add(key, "path must be a database number such as /0")
-	}
-}
-
-func validRedisDB(path string) bool {
-	db := strings.TrimPrefix(path, "/")
-	if db == "" {
-		return true
-	}
-	n, err := strconv.Atoi(db)
-	return err == nil && n >= 0
 }
 
 func validateHTTPURL(p *problems, key, s string) {

@@ -149,6 +149,57 @@ func TestRedisOutageHoldsJobsAndRecovers(t *testing.T) {
 	}
 }
 
+// Guarantee 7 after a Redis failover: the Redis the worker talks to is
+// demoted to a replica (REPLICAOF). It still answers reads, but records
+// nothing; the worker must report itself unready on its own, without a job
+// to fail on, claim nothing while it stays so, and resume by itself once
+// the server is a master again (REPLICAOF NO ONE).
+func TestReadOnlyRedisHoldsJobsAndRecovers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	r := b.startWorker(t, testConfig("w1"))
+	b.publishRaw(t, "notify.send.wechat", jobJSON("before", "user-before", nil))
+	b.events.waitFor(t, 10*time.Second, "first delivery", func(ev *events) bool { return len(ev.receipts["before"]) == 1 })
+
+	master := testenv.StartRedis(t)
+	b.redis.ReplicaOf(t, master)
+	// No job flows: only the health probe can notice.
+	testenv.Eventually(t, 20*time.Second, "readiness to fail", func() bool { return r.w.Ready() != nil })
+
+	all := ids("ro", 10)
+	for _, id := range all {
+		b.publishRaw(t, "notify.send.wechat", jobJSON(id, "user-"+id, nil))
+	}
+	// For three seconds and at least three more refused probes (the
+	// prober pings every second while the store is down, and at once when
+	// a job fails on it), readiness must hold false: no flapping back up
+	// between probes, as TIME and PING alone would have it.
+	probes, since := b.redis.Rejected(t, "set"), time.Now()
+	testenv.Eventually(t, 20*time.Second, "three seconds of refused probes", func() bool {
+		if err := r.w.Ready(); err == nil {
+			t.Fatal("the worker reported ready while Redis was read-only")
+		}
+		return b.redis.Rejected(t, "set") >= probes+3 && time.Since(since) >= 3*time.Second
+	})
+	if got := b.sandbox.Stats()["wechat"].SendCalls; got != 1 {
+		t.Fatalf("%d send calls while Redis was read-only, want none beyond the first job's", got-1)
+	}
+	if p := b.pending(t); p != uint64(len(all)) {
+		t.Fatalf("%d jobs queued while Redis was read-only, want %d", p, len(all))
+	}
+
+	b.redis.Promote(t)
+	b.events.waitFor(t, 30*time.Second, "delivery after the promotion", func(ev *events) bool { return ev.settled(all) })
+	if err := r.w.Ready(); err != nil {
+		t.Fatalf("Ready() = %v after the promotion", err)
+	}
+	for user, n := range b.acceptedTo() {
+		if n != 1 {
+			t.Errorf("%s got %d messages, want 1", user, n)
+		}
+	}
+}
+
 // A worker that starts while Redis is down reports it unready and sends
 // nothing until Redis answers; then it delivers every job, none of them
 // handed back meanwhile.

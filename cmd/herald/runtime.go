@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -74,9 +73,13 @@ func topologyOf(cfg *config.Config) producer.Topology {
 	}
 }
 
-// connectNATS connects to url, reconnecting for ever: a worker outlives
-// JetStream restarts.
-func connectNATS(url, credsFile, name string, log *zap.Logger) (*nats.Conn, error) {
+// connectNATS connects to n.URL with n's credentials and TLS, reconnecting
+// for ever: a worker outlives JetStream restarts.
+func connectNATS(n config.NATS, name string, log *zap.Logger) (*nats.Conn, error) {
+	auth, err := natsAuthOptions(n)
+	if err != nil {
+		return nil, err
+	}
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -100,12 +103,9 @@ func connectNATS(url, credsFile, name string, log *zap.Logger) (*nats.Conn, erro
 			log.Warn("nats", fields...)
 		}),
 	}
-	if credsFile != "" {
-		opts = append(opts, nats.UserCredentials(credsFile))
-	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(n.URL), err)
 	}
 	return nc, nil
 }
@@ -149,19 +149,6 @@ func portFree(port int) bool {
 	return true
 }
 
-func newRedis(url string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 2 * time.Second
-	opts.WriteTimeout = 2 * time.Second
-	opts.MaxRetries = 1
-	opts.PoolSize = 32
-	return redis.NewClient(opts), nil
-}
-
 // stores are the shared state a worker runs on: Redis, or in-process when
 // no Redis is configured.
 type stores struct {
@@ -175,10 +162,16 @@ func newStores(cfg *config.Config, log *zap.Logger) (*stores, error) {
 		log.Warn("redis.url is empty: dedup, rate limits and tokens stay in this process; run one replica only")
 		return &stores{jobs: memstore.New(nil), tokens: wechat.NewMemoryTokens(), close: func() {}}, nil
 	}
-	rdb, err := newRedis(cfg.Redis.URL)
+	rdb, mode, err := newRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
+	if mode == config.RedisCluster {
+		_ = rdb.Close()
+		return nil, errors.New("redis.url: the job store cannot run on Redis Cluster: one batch script " +
+			"covers many jobs, whose keys lie in different hash slots; use one server or Sentinel")
+	}
+	log.Info("redis", zap.String("mode", string(mode)), zap.String("url", redisTarget(cfg.Redis, mode)))
 	st := redisstore.New(rdb, redisstore.Config{DedupTTL: cfg.Dedup.TTL})
 	return &stores{
 		jobs:   st,

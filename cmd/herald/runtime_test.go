@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/heraldhq/herald/config"
 	"github.com/heraldhq/herald/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ func TestNATSAsyncErrorsAreLogged(t *testing.T) {
 	t.Parallel()
 	js := testenv.StartJetStream(t)
 	core, logs := observer.New(zap.WarnLevel)
-	nc, err := connectNATS(js.URL, "", "herald test", zap.New(core))
+	nc, err := connectNATS(config.NATS{URL: js.URL}, "herald test", zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}

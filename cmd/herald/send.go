@@ -426,7 +426,7 @@ type natsFlags struct {
 func (f *natsFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&f.server, "server", "s", "", "NATS URL, or a comma-separated list (default: nats.url of the config, $HERALD_NATS_URL)")
-	pf.StringVar(&f.creds, "creds", "", "NATS credentials file (default: nats.creds_file of the config)")
+	pf.StringVar(&f.creds, "creds", "", "NATS credentials file, in place of the config's credentials (default: nats.creds_file of the config)")
 }
 
 // opsConn is an operator command's configuration and JetStream connection.
@@ -437,27 +437,28 @@ type opsConn struct {
 }
 
 // connect loads the configuration and connects to the server the flags or
-// the configuration name.
+// the configuration name, with the configuration's credentials and TLS as
+// the worker does, or the credentials file of --creds.
 func (f *natsFlags) connect(cmd *cobra.Command, e *env, name string, opts ...jetstream.JetStreamOpt) (*opsConn, error) {
 	cfg, err := loadConfig(cmd, e)
 	if err != nil {
 		return nil, err
 	}
-	url, creds := cfg.NATS.URL, cfg.NATS.CredsFile
+	link := cfg.NATS
 	if f.server != "" {
-		url = f.server
+		link.URL = f.server
 	}
 	if f.creds != "" {
-		creds = f.creds
+		link.CredsFile, link.NKeySeedFile, link.User, link.Password, link.Token = f.creds, "", "", "", ""
 	}
-	if url == "" {
+	if link.URL == "" {
 		return nil, errors.New("no NATS server: nats.url is empty (the worker's embedded server); pass --server nats://host:port")
 	}
-	e.server = redactURL(url)
+	e.server = redactURL(link.URL)
 	if f.server == "" && config.ConfigPath(configFlag(cmd), e.environ) == "" && config.LookupEnv(e.environ, "HERALD_NATS_URL") == "" {
 		e.server += ", the default: pass --server or set HERALD_NATS_URL"
 	}
-	nc, err := connectNATS(url, creds, "herald "+name, zap.NewNop())
+	nc, err := connectNATS(link, "herald "+name, zap.NewNop())
 	if err != nil {
 		return nil, err
 	}

@@ -93,18 +93,19 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		}
 		instance = h
 	}
-	natsURL := cfg.NATS.URL
-	if natsURL == "" {
+	link := cfg.NATS
+	if link.URL == "" {
 		s, err := embeddedNATS(workerDataDir(e.environ), 0)
 		if err != nil {
 			return err
 		}
 		defer s.Shutdown()
-		natsURL = s.ClientURL()
-		log.Warn("nats.url is empty: started an embedded single-node JetStream server", zap.String("url", natsURL))
+		// The embedded server takes neither credentials nor TLS.
+		link = config.NATS{URL: s.ClientURL()}
+		log.Warn("nats.url is empty: started an embedded single-node JetStream server", zap.String("url", link.URL))
 	}
 	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
-		nc, err := connectNATS(natsURL, cfg.NATS.CredsFile, name, log)
+		nc, err := connectNATS(link, name, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -169,7 +170,7 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 	}
 	defer stopHTTP()
 	if onStart != nil {
-		onStart(natsURL, addr)
+		onStart(link.URL, addr)
 	}
 	if err := w.Run(ctx); err != nil {
 		return err

@@ -23,8 +23,14 @@
 //	                                    n (attempts it took), t (sent at, µs)
 //	                                    (o and l stay: state s is read first)
 //	<prefix>rate:<platform>:<app>:<template>   GCRA theoretical arrival time, µs
+//	<prefix>health:<random>             written by Ping, one per Store; expires
+//	                                    30 s after the last Ping
 //
 // A claim sets the job key's expiry to the dedup TTL after the lease ends;
 // the sent marker leaves it as it is, so a delivered job is remembered for
 // at least the TTL after its delivery.
+//
+// Ping writes rather than reads: a Redis that answers but cannot record
+// (a replica after a failover answers READONLY, a full one OOM) is down
+// for the worker, which then claims nothing until Ping succeeds again.
 package redisstore

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,6 +20,7 @@ type Store struct {
 	prefix string
 	ttl    time.Duration // used by Fail when a job hash lost its expiry
 	clock  clockOffset   // maps the batches' TIME onto the local clock
+	health string        // this store's health key, which Ping writes
 
 	// ops is buffered: a caller hands its operation over without waiting
 	// for a flusher to be scheduled, which with thousands of busy
@@ -67,6 +69,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 	s := &Store{
 		rdb:    rdb,
 		prefix: cfg.Prefix,
+		health: cfg.Prefix + "health:" + rand.Text(),
 		ttl:    cfg.DedupTTL,
 		ops:    make(chan *op, 2*cfg.Flushers*cfg.MaxBatch),
 		stop:   make(chan struct{}),
@@ -218,22 +221,30 @@ func (s *Store) Forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// Ping implements [worker.Store]. It asks for Redis's TIME, whose round
-// trip, quick while nothing else is queued, sharpens the clock estimate the
-// rate-limit waits count from; where TIME is refused (a proxy may not pass
-// it), PING.
+// healthTTL is how long a health key outlives the last Ping that wrote it.
+const healthTTL = 30 * time.Second
+
+// Ping implements [worker.Store]: nil only while Redis takes writes. It
+// asks for Redis's TIME, whose round trip, quick while nothing else is
+// queued, sharpens the clock estimate the rate-limit waits count from
+// (where TIME is refused, as a proxy may, PING tells whether Redis
+// answers); then it writes this store's health key, which expires after
+// healthTTL. A Redis that answers but cannot record a claim, a replica
+// after a failover (READONLY) or one out of memory (OOM), fails the write,
+// and so Ping.
 func (s *Store) Ping(ctx context.Context) error {
 	sent := time.Now()
 	now, err := s.rdb.Time(ctx).Result()
 	if err == nil {
 		s.clock.ranAt(now.UnixMicro(), sent, time.Now())
-		return nil
-	}
-	if rerr := redis.Error(nil); errors.As(err, &rerr) {
+	} else if rerr := redis.Error(nil); errors.As(err, &rerr) {
 		err = s.rdb.Ping(ctx).Err()
 	}
 	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
+	}
+	if err := s.rdb.Set(ctx, s.health, sent.UnixMilli(), healthTTL).Err(); err != nil {
+		return fmt.Errorf("redis ping: write %s: %w", s.health, err)
 	}
 	return nil
 }

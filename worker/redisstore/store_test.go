@@ -233,6 +233,81 @@ func TestPingWhereTIMEIsRefused(t *testing.T) {
 	}
 }
 
+// A demoted Redis (a replica after a failover) still answers TIME and
+// PING, but records nothing: Ping must say so, and recover by itself once
+// the server is a master again.
+func TestPingFailsWhileReadOnlyAndRecovers(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping on a master: %v", err)
+	}
+	master := testenv.StartRedis(t)
+	b.redis.ReplicaOf(t, master)
+	if err := b.rdb.Time(ctx).Err(); err != nil {
+		t.Fatalf("TIME on the replica: %v; the test needs a replica that answers", err)
+	}
+	err := s.Ping(ctx)
+	if err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Fatalf("Ping on a read-only replica = %v, want a READONLY error", err)
+	}
+	if _, err := s.Admit(ctx, claim("wechat:default:ro", "o")); err == nil {
+		t.Fatal("Admit on a read-only replica succeeded")
+	}
+
+	b.redis.Promote(t)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after REPLICAOF NO ONE: %v", err)
+	}
+	if a, err := s.Admit(ctx, claim("wechat:default:ro", "o")); err != nil || a.Status != worker.Claimed {
+		t.Fatalf("Admit after REPLICAOF NO ONE = %+v, %v; want Claimed", a, err)
+	}
+}
+
+// A Redis out of memory with noeviction refuses writes: Ping fails until
+// memory is freed (here: the limit raised).
+func TestPingFailsOutOfMemoryAndRecovers(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := b.rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.Ping(ctx)
+	if err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("Ping over maxmemory = %v, want an OOM error", err)
+	}
+	if err := b.rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with memory again: %v", err)
+	}
+}
+
+// Each store writes one health key, which expires: replicas that come and
+// go leave nothing behind.
+func TestPingKeepsOneExpiringHealthKey(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	for range 3 {
+		if err := s.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := b.rdb.Keys(ctx, "herald:health:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("health keys = %q, %v; want one", keys, err)
+	}
+	if ttl, err := b.rdb.PTTL(ctx, keys[0]).Result(); err != nil || ttl <= 0 || ttl > 30*time.Second {
+		t.Errorf("health key expires in %v (%v), want within (0, 30s]", ttl, err)
+	}
+}
+
 // Close fails the operations still queued instead of leaving their callers
 // waiting, lets the batch in flight finish, and refuses later operations.
 func TestCloseFailsQueuedOperations(t *testing.T) {

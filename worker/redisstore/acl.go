@@ -1,0 +1,15 @@
+package redisstore
+
+// ACLRules are the Redis ACL rules (ACL SETUSER <user> on ><password>
+// followed by these) of a user that can run the Store, the Tokens and Ping
+// under the default "herald:" prefix and nothing else: herald's keys only,
+// no channels, and only the commands the clients send and their scripts
+// call. Another prefix needs its own key pattern in place of ~herald:*.
+//
+// The commands are those of the job and token scripts, of Forget (DEL),
+// of the token reads and lock (HMGET, SET) and of Ping (TIME, PING, SET).
+// Connecting needs no rule: HELLO and AUTH are open to every user, and the
+// client ignores a refused CLIENT SETINFO.
+const ACLRules = "resetkeys ~herald:* resetchannels -@all " +
+	"+ping +time +evalsha +eval " +
+	"+get +set +del +hget +hmget +hset +hdel +hincrby +pexpire +pexpireat +pttl"
