@@ -21,6 +21,8 @@ func TestPrintDefault(t *testing.T) {
   dead_max_age: 14d
   events_max_age: 7d
   max_ack_pending: 16384
+  subscriptions_stream: NOTIFY_SUBSCRIPTIONS
+  subscriptions_max_age: 30d
 redis:
   url: redis://127.0.0.1:6379/0
 worker:
@@ -35,6 +37,9 @@ worker:
     failures: 10
     cooldown: 30s
     max_hold: 5m
+receiver:
+  http_addr: :8081
+  path_prefix: /wechat/
 retry:
   initial_interval: 1s
   max_interval: 5m

@@ -61,16 +61,18 @@ func newLogger(e *env, level, format string) (*zap.Logger, error) {
 
 func topologyOf(cfg *config.Config) producer.Topology {
 	return producer.Topology{
-		SendStream:      cfg.NATS.Stream,
-		DeadStream:      cfg.NATS.DeadStream,
-		EventsStream:    cfg.NATS.EventsStream,
-		Consumer:        cfg.NATS.Consumer,
-		Replicas:        cfg.NATS.Replicas,
-		DuplicateWindow: cfg.NATS.DuplicateWindow,
-		DeadMaxAge:      cfg.NATS.DeadMaxAge,
-		EventsMaxAge:    cfg.NATS.EventsMaxAge,
-		AckWait:         cfg.Worker.AckWait,
-		MaxAckPending:   cfg.NATS.MaxAckPending,
+		SendStream:          cfg.NATS.Stream,
+		DeadStream:          cfg.NATS.DeadStream,
+		EventsStream:        cfg.NATS.EventsStream,
+		Consumer:            cfg.NATS.Consumer,
+		SubscriptionsStream: cfg.NATS.SubscriptionsStream,
+		Replicas:            cfg.NATS.Replicas,
+		DuplicateWindow:     cfg.NATS.DuplicateWindow,
+		DeadMaxAge:          cfg.NATS.DeadMaxAge,
+		EventsMaxAge:        cfg.NATS.EventsMaxAge,
+		SubscriptionsMaxAge: cfg.NATS.SubscriptionsMaxAge,
+		AckWait:             cfg.Worker.AckWait,
+		MaxAckPending:       cfg.NATS.MaxAckPending,
 	}
 }
 
