@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -77,8 +78,8 @@ func topologyOf(cfg *config.Config) producer.Topology {
 }
 
 // connectNATS connects to url, reconnecting for ever: a worker outlives
-// JetStream restarts.
-func connectNATS(url, credsFile, name string, log *zap.Logger) (*nats.Conn, error) {
+// JetStream restarts. extra options come last and win.
+func connectNATS(url, credsFile, name string, log *zap.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -105,11 +106,26 @@ func connectNATS(url, credsFile, name string, log *zap.Logger) (*nats.Conn, erro
 	if credsFile != "" {
 		opts = append(opts, nats.UserCredentials(credsFile))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
 	}
 	return nc, nil
+}
+
+// connectJetStream connects as connectNATS does and opens JetStream on
+// the connection.
+func connectJetStream(url, credsFile, name string, log *zap.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connectNATS(url, credsFile, name, log, extra...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }
 
 // embeddedNATS starts a single-node JetStream server on loopback with its
@@ -267,9 +283,15 @@ func pick(rule, value string) string {
 	return value
 }
 
-// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
-func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (net.Addr, func(), error) {
+// serveHTTP serves /metrics, /healthz and /readyz on addr, and app (when
+// not nil) on every other path, until stop is called. The server may face
+// the internet (herald receiver): headers are bounded in size and time,
+// idle connections closed.
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error, app http.Handler, log *zap.Logger) (net.Addr, func(), error) {
 	mux := http.NewServeMux()
+	if app != nil {
+		mux.Handle("/", app)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -285,7 +307,12 @@ func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
