@@ -401,7 +401,7 @@ func writeConfig(t testing.TB, text string) string {
 func TestServiceLinksAreIgnored(t *testing.T) {
 	t.Parallel()
 	var environ []string
-	for _, svc := range []string{"HERALD_WORKER", "HERALD_NATS", "HERALD_REDIS_PRIMARY", "HERALD_APPS_DEFAULT"} {
+	for _, svc := range []string{"HERALD_WORKER", "HERALD_RECEIVER", "HERALD_NATS", "HERALD_REDIS_PRIMARY", "HERALD_APPS_DEFAULT"} {
 		environ = append(environ,
 			svc+"_SERVICE_HOST=10.96.0.7",
 			svc+"_SERVICE_PORT=8080",
