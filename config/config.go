@@ -40,6 +40,10 @@ const (
 	DefaultWeChatBaseURL = "https://api.weixin.qq.com"
 	// DefaultAlipayGateway is the default [AlipayApp.Gateway].
 	DefaultAlipayGateway = "https://openapi.alipay.com/gateway.do"
+
+	// EncodingAESKeyLen is the length of a WeChat EncodingAESKey: 43
+	// letters and digits.
+	EncodingAESKeyLen = 43
 )
 
 // EnvConfig names the environment variable that gives the config file's
@@ -49,11 +53,12 @@ const EnvConfig = "HERALD_CONFIG"
 // Config is herald's whole configuration. The yaml keys are the contract
 // (contract.md section 4); [Default] gives the defaults.
 type Config struct {
-	NATS   NATS   `yaml:"nats"`
-	Redis  Redis  `yaml:"redis"`
-	Worker Worker `yaml:"worker"`
-	Retry  Retry  `yaml:"retry"`
-	Dedup  Dedup  `yaml:"dedup"`
+	NATS     NATS     `yaml:"nats"`
+	Redis    Redis    `yaml:"redis"`
+	Worker   Worker   `yaml:"worker"`
+	Receiver Receiver `yaml:"receiver"`
+	Retry    Retry    `yaml:"retry"`
+	Dedup    Dedup    `yaml:"dedup"`
 	// RateLimits are shared by all replicas; see [Config.RateLimit] for
 	// which rule applies to a job. None by default.
 	RateLimits []RateLimit `yaml:"rate_limits"`
@@ -113,6 +118,12 @@ type NATS struct {
 	// MaxAckPending caps the jobs handed out and not yet acknowledged, over
 	// all replicas. Default 16384.
 	MaxAckPending int `yaml:"max_ack_pending"`
+	// SubscriptionsStream keeps the subscription events herald receiver
+	// stores. Default NOTIFY_SUBSCRIPTIONS.
+	SubscriptionsStream string `yaml:"subscriptions_stream"`
+	// SubscriptionsMaxAge is how long subscription events are kept; 0
+	// keeps them for ever. Default 30 days.
+	SubscriptionsMaxAge time.Duration `yaml:"subscriptions_max_age"`
 }
 
 // Redis locates the store shared by replicas for deduplication and rate
@@ -214,6 +225,17 @@ type Worker struct {
 	MetricTemplates []string `yaml:"metric_templates"`
 }
 
+// Receiver tunes herald receiver, which serves the platforms' push URLs.
+type Receiver struct {
+	// HTTPAddr serves the push URLs, /metrics, /healthz and /readyz.
+	// Default ":8081".
+	HTTPAddr string `yaml:"http_addr"`
+	// PathPrefix is where the WeChat push URLs hang: app "default" is
+	// served at PathPrefix + "default". It starts and ends with "/".
+	// Default "/wechat/".
+	PathPrefix string `yaml:"path_prefix"`
+}
+
 // Breaker is the per-app circuit breaker: after Failures consecutive
 // transient failures of one (platform, app) its jobs are held for Cooldown,
 // then one probe job goes; each failed probe doubles the hold, up to
@@ -266,6 +288,27 @@ type WeChatApp struct {
 	// TokenEndpoint is [TokenEndpointStable] (default) or
 	// [TokenEndpointToken].
 	TokenEndpoint string `yaml:"token_endpoint"`
+	// Push is the app's message push settings, for herald receiver.
+	Push WeChatPush `yaml:"push"`
+}
+
+// WeChatPush is what the mini-program's "message push" console settings
+// give herald receiver. Each value is a secret: inline, through its *_file
+// path, or through HERALD_APPS_<APP>_WECHAT_PUSH_<KEY>.
+type WeChatPush struct {
+	// Token signs every push. An app without one is not served (its push
+	// URL answers 404).
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	// EncodingAESKey (43 letters and digits) decrypts compatible and safe
+	// mode pushes. With it the app accepts encrypted pushes only; without
+	// it, plaintext pushes only.
+	EncodingAESKey     Secret `yaml:"encoding_aes_key"`
+	EncodingAESKeyFile string `yaml:"encoding_aes_key_file"`
+	// PreviousEncodingAESKey is tried when EncodingAESKey fails, while a
+	// new key is being rolled out.
+	PreviousEncodingAESKey     Secret `yaml:"previous_encoding_aes_key"`
+	PreviousEncodingAESKeyFile string `yaml:"previous_encoding_aes_key_file"`
 }
 
 // AlipayApp is an Alipay mini-program's credentials.
@@ -300,6 +343,9 @@ func Default() *Config {
 			DeadMaxAge:      14 * day,
 			EventsMaxAge:    7 * day,
 			MaxAckPending:   16384,
+
+			SubscriptionsStream: "NOTIFY_SUBSCRIPTIONS",
+			SubscriptionsMaxAge: 30 * day,
 		},
 		Redis: Redis{URL: "redis://127.0.0.1:6379/0"},
 		Worker: Worker{
@@ -314,6 +360,7 @@ func Default() *Config {
 			ReceiptWait:        2 * time.Second,
 			MaxPendingReceipts: 100_000,
 		},
+		Receiver: Receiver{HTTPAddr: ":8081", PathPrefix: "/wechat/"},
 		Retry: Retry{
 			InitialInterval: time.Second,
 			MaxInterval:     5 * time.Minute,
@@ -462,6 +509,9 @@ func (c *Config) resolveFiles(dir string) {
 	for _, app := range c.Apps {
 		if w := app.WeChat; w != nil {
 			join(&w.AppSecretFile)
+			join(&w.Push.TokenFile)
+			join(&w.Push.EncodingAESKeyFile)
+			join(&w.Push.PreviousEncodingAESKeyFile)
 		}
 		if a := app.Alipay; a != nil {
 			join(&a.PrivateKeyFile)
@@ -524,6 +574,11 @@ func (c *Config) readSecretFiles(set setKeys) []error {
 		p := "apps." + name
 		if w := app.WeChat; w != nil {
 			read(p+".wechat.app_secret", p+".wechat.app_secret_file", (*string)(&w.AppSecret), w.AppSecretFile)
+			k, push := p+".wechat.push.", &w.Push
+			read(k+"token", k+"token_file", (*string)(&push.Token), push.TokenFile)
+			read(k+"encoding_aes_key", k+"encoding_aes_key_file", (*string)(&push.EncodingAESKey), push.EncodingAESKeyFile)
+			read(k+"previous_encoding_aes_key", k+"previous_encoding_aes_key_file",
+				(*string)(&push.PreviousEncodingAESKey), push.PreviousEncodingAESKeyFile)
 		}
 		if a := app.Alipay; a != nil {
 			read(p+".alipay.private_key", p+".alipay.private_key_file", (*string)(&a.PrivateKey), a.PrivateKeyFile)

@@ -33,6 +33,7 @@ func TestGoodConfigs(t *testing.T) {
 		{give: "links.good.yaml"},
 		{give: "minimal.good.yaml"},
 		{give: "operators.good.yaml"},
+		{give: "receiver.good.yaml"},
 	}
 	requireListed(t, "*.good.yaml", func(yield func(string) bool) {
 		for _, tt := range tests {
@@ -91,11 +92,22 @@ func TestBadConfigs(t *testing.T) {
 		{"nats.bad.yaml", "nats.duplicate_window: must be positive"},
 		{"nats.bad.yaml", "nats.events_max_age: must not be negative"},
 		{"nats.bad.yaml", "nats.max_ack_pending: must be at least 1"},
+		{"push.bad.yaml", "receiver.path_prefix: may hold letters, digits and - . _ ~ / only"},
+		{"push.bad.yaml", "apps.short.wechat.push.token: must be 3 to 32 letters and digits, as the WeChat console allows"},
+		{"push.bad.yaml", "apps.short.wechat.push.encoding_aes_key: must be 43 letters and digits, as the WeChat console gives it"},
+		{"push.bad.yaml", "apps.keyless.wechat.push.token: required with apps.keyless.wechat.push.encoding_aes_key (inline, token_file or HERALD_APPS_KEYLESS_WECHAT_PUSH_TOKEN)"},
+		{"push.bad.yaml", "apps.keyless.wechat.push.previous_encoding_aes_key: must be 43 letters and digits"},
+		{"push.bad.yaml", "apps.orphan.wechat.push.encoding_aes_key: required with apps.orphan.wechat.push.previous_encoding_aes_key"},
+		{"push.bad.yaml", "apps.both.wechat.push.token: set only one of token and token_file"},
 		{"rate-limits.bad.yaml", "rate_limits[1].per_second: must be positive"},
 		{"rate-limits.bad.yaml", "rate_limits[2].platform: must be wechat, alipay or *"},
 		{"rate-limits.bad.yaml", "rate_limits[2].burst: must be at least 1"},
 		{"rate-limits.bad.yaml", "rate_limits[3]: same platform, app and template_id as rate_limits[0]"},
 		{"redis-cluster.bad.yaml", "redis.url: a cluster has database 0 only"},
+		{"receiver.bad.yaml", "nats.subscriptions_stream: must differ from nats.stream, nats.dead_stream and nats.events_stream"},
+		{"receiver.bad.yaml", "nats.subscriptions_max_age: must be at least 10m, the stream's duplicate window (or 0)"},
+		{"receiver.bad.yaml", "receiver.http_addr: must be host:port such as :8081"},
+		{"receiver.bad.yaml", "receiver.path_prefix: must start and end with / around a name, such as /wechat/"},
 		{"redis-db.bad.yaml", "redis.url: path must be a database number such as /0"},
 		{"redis-sentinel.bad.yaml", "redis.url: host required in every address of the list"},
 		{"redis.bad.yaml", "redis.url: scheme must be redis, rediss or unix"},
@@ -192,6 +204,9 @@ func TestContractExample(t *testing.T) {
 			DeadMaxAge:      14 * 24 * time.Hour,
 			EventsMaxAge:    7 * 24 * time.Hour,
 			MaxAckPending:   16384,
+
+			SubscriptionsStream: "NOTIFY_SUBSCRIPTIONS",
+			SubscriptionsMaxAge: 30 * 24 * time.Hour,
 		},
 		Redis: config.Redis{URL: "redis://127.0.0.1:6379/0"},
 		Worker: config.Worker{
@@ -206,6 +221,7 @@ func TestContractExample(t *testing.T) {
 			ReceiptWait:        2 * time.Second,
 			MaxPendingReceipts: 100_000,
 		},
+		Receiver: config.Receiver{HTTPAddr: ":8081", PathPrefix: "/wechat/"},
 		Retry: config.Retry{
 			InitialInterval: time.Second,
 			MaxInterval:     5 * time.Minute,
@@ -349,6 +365,39 @@ func TestOperatorsFile(t *testing.T) {
 		{name: "merged fields under an own key", give: c.Apps["mall"].WeChat.AppID, want: "wx0000000000000002"},
 		{name: "merged fields keep the rest", give: c.Apps["mall"].WeChat.TokenEndpoint, want: "token"},
 		{name: "inline secret", give: c.Apps["mall"].WeChat.AppSecret.Reveal(), want: "inline-secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if !reflect.DeepEqual(tt.give, tt.want) {
+				t.Errorf("got %#v, want %#v", tt.give, tt.want)
+			}
+		})
+	}
+}
+
+// TestReceiverFile checks the receiver's settings and each app's push
+// secrets, read from files and inline.
+func TestReceiverFile(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load("testdata/receiver.good.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		give any
+		want any
+	}{
+		{name: "listen address", give: c.Receiver.HTTPAddr, want: "127.0.0.1:9081"},
+		{name: "path prefix", give: c.Receiver.PathPrefix, want: "/hooks/wechat/"},
+		{name: "stream", give: c.NATS.SubscriptionsStream, want: "WECHAT_SUBSCRIPTIONS"},
+		{name: "max age", give: c.NATS.SubscriptionsMaxAge, want: 90 * 24 * time.Hour},
+		{name: "token from a file", give: c.Apps["default"].WeChat.Push.Token.Reveal(), want: readFixture(t, "secrets/wechat_push_token")},
+		{name: "key from a file", give: c.Apps["default"].WeChat.Push.EncodingAESKey.Reveal(), want: readFixture(t, "secrets/wechat_encoding_aes_key")},
+		{name: "previous key inline", give: c.Apps["default"].WeChat.Push.PreviousEncodingAESKey.Reveal(), want: "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"},
+		{name: "plaintext app", give: c.Apps["plain"].WeChat.Push, want: config.WeChatPush{Token: "plainToken"}},
+		{name: "app without push", give: c.Apps["sender"].WeChat.Push, want: config.WeChatPush{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

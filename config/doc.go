@@ -15,7 +15,8 @@
 //  3. The environment. Every scalar can be overridden by HERALD_ + its key
 //     path upper-cased and joined by _: HERALD_NATS_URL,
 //     HERALD_WORKER_SHUTDOWN_GRACE, HERALD_RATE_LIMITS_0_PER_SECOND,
-//     HERALD_APPS_SHOP_WECHAT_APP_SECRET. An app that only the environment
+//     HERALD_APPS_SHOP_WECHAT_APP_SECRET, HERALD_APPS_SHOP_WECHAT_PUSH_TOKEN
+//     (nested mappings join their keys the same way). An app that only the environment
 //     names is created, under its lower-cased name. A variable set to the
 //     empty string sets the value to empty (HERALD_REDIS_URL= selects the
 //     in-process stores). A misspelt variable under a known section

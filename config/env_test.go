@@ -150,6 +150,43 @@ func TestEnvOverrides(t *testing.T) {
 			want: []string{"default"},
 		},
 		{
+			name: "receiver address",
+			give: []string{"HERALD_RECEIVER_HTTP_ADDR=:9091", "HERALD_RECEIVER_PATH_PREFIX=/push/"},
+			get:  func(c *config.Config) any { return c.Receiver },
+			want: config.Receiver{HTTPAddr: ":9091", PathPrefix: "/push/"},
+		},
+		{
+			name: "subscriptions stream",
+			give: []string{"HERALD_NATS_SUBSCRIPTIONS_STREAM=SUBS", "HERALD_NATS_SUBSCRIPTIONS_MAX_AGE=7d"},
+			get:  func(c *config.Config) any { return []any{c.NATS.SubscriptionsStream, c.NATS.SubscriptionsMaxAge} },
+			want: []any{"SUBS", 7 * 24 * time.Hour},
+		},
+		{
+			name: "push settings nested under an app",
+			give: []string{
+				"HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKEN=envToken",
+				"HERALD_APPS_DEFAULT_WECHAT_PUSH_ENCODING_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+				"HERALD_APPS_DEFAULT_WECHAT_PUSH_PREVIOUS_ENCODING_AES_KEY_FILE=testdata/secrets/wechat_encoding_aes_key",
+			},
+			get: func(c *config.Config) any { return c.Apps["default"].WeChat.Push },
+			want: config.WeChatPush{
+				Token:                      "envToken",
+				EncodingAESKey:             "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+				PreviousEncodingAESKey:     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+				PreviousEncodingAESKeyFile: "testdata/secrets/wechat_encoding_aes_key",
+			},
+		},
+		{
+			name: "push token file of an app only the environment names",
+			give: []string{
+				"HERALD_APPS_SHOP_WECHAT_APP_ID=wx1",
+				"HERALD_APPS_SHOP_WECHAT_APP_SECRET=s",
+				"HERALD_APPS_SHOP_WECHAT_PUSH_TOKEN_FILE=testdata/secrets/wechat_push_token",
+			},
+			get:  func(c *config.Config) any { return c.Apps["shop"].WeChat.Push.Token.Reveal() },
+			want: "pushToken2024",
+		},
+		{
 			name: "rate limit by index",
 			give: []string{
 				"HERALD_RATE_LIMITS_0_PLATFORM=wechat",
@@ -272,6 +309,21 @@ func TestEnvErrors(t *testing.T) {
 			wantErr: "worker.concurrency: must be at least 1",
 		},
 		{
+			name:    "misspelt receiver setting",
+			give:    []string{"HERALD_RECEIVER_HTTP_ADR=:1"},
+			wantErr: "HERALD_RECEIVER_HTTP_ADR: no such setting",
+		},
+		{
+			name:    "misspelt push setting",
+			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKENS=abc"},
+			wantErr: "HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKENS: no such setting",
+		},
+		{
+			name:    "bad push key through the environment",
+			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKEN=abc", "HERALD_APPS_DEFAULT_WECHAT_PUSH_ENCODING_AES_KEY=short"},
+			wantErr: "apps.default.wechat.push.encoding_aes_key: must be 43 letters and digits",
+		},
+		{
 			name:    "rate limit without index",
 			give:    []string{"HERALD_RATE_LIMITS_X_BURST=1"},
 			wantErr: "HERALD_RATE_LIMITS_X_BURST: no such setting",
@@ -349,7 +401,7 @@ func writeConfig(t testing.TB, text string) string {
 func TestServiceLinksAreIgnored(t *testing.T) {
 	t.Parallel()
 	var environ []string
-	for _, svc := range []string{"HERALD_WORKER", "HERALD_NATS", "HERALD_REDIS_PRIMARY", "HERALD_APPS_DEFAULT"} {
+	for _, svc := range []string{"HERALD_WORKER", "HERALD_RECEIVER", "HERALD_NATS", "HERALD_REDIS_PRIMARY", "HERALD_APPS_DEFAULT"} {
 		environ = append(environ,
 			svc+"_SERVICE_HOST=10.96.0.7",
 			svc+"_SERVICE_PORT=8080",

@@ -35,6 +35,8 @@ func FuzzLoad(f *testing.F) {
 		"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + planted,
 		"HERALD_APPS_DEFAULT_ALIPAY_PRIVATE_KEY=" + planted,
 		"HERALD_APPS_SHOP_ALIPAY_PRIVATE_KEY=" + planted,
+		"HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKEN=" + planted,
+		"HERALD_APPS_DEFAULT_WECHAT_PUSH_ENCODING_AES_KEY=" + planted,
 		"HERALD_REDIS_URL=redis://:" + planted + "@127.0.0.1:6379/0",
 		"HERALD_NATS_URL=nats://" + planted + "@127.0.0.1:4222",
 	}

@@ -32,6 +32,7 @@ func TestLinksFile(t *testing.T) {
 	gotNATS := c.NATS
 	gotNATS.Stream, gotNATS.DeadStream, gotNATS.EventsStream, gotNATS.Consumer = "", "", "", ""
 	gotNATS.Replicas, gotNATS.DuplicateWindow, gotNATS.DeadMaxAge, gotNATS.EventsMaxAge, gotNATS.MaxAckPending = 0, 0, 0, 0, 0
+	gotNATS.SubscriptionsStream, gotNATS.SubscriptionsMaxAge = "", 0
 	if !reflect.DeepEqual(gotNATS, wantNATS) {
 		t.Errorf("nats = %#v\nwant %#v", gotNATS, wantNATS)
 	}

@@ -32,6 +32,8 @@ func TestPrintDefault(t *testing.T) {
   dead_max_age: 14d
   events_max_age: 7d
   max_ack_pending: 16384
+  subscriptions_stream: NOTIFY_SUBSCRIPTIONS
+  subscriptions_max_age: 30d
 redis:
   url: redis://127.0.0.1:6379/0
   username: ""
@@ -62,6 +64,9 @@ worker:
   receipt_wait: 2s
   max_pending_receipts: 100000
   metric_templates: []
+receiver:
+  http_addr: :8081
+  path_prefix: /wechat/
 retry:
   initial_interval: 1s
   max_interval: 5m

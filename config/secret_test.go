@@ -18,7 +18,7 @@ func TestSecretRendering(t *testing.T) {
 	const value = "hunter2"
 	s := config.Secret(value)
 	var empty config.Secret
-	app := config.WeChatApp{AppID: "wx1", AppSecret: s}
+	app := config.WeChatApp{AppID: "wx1", AppSecret: s, Push: config.WeChatPush{Token: s}}
 	tests := []struct {
 		name string
 		give string
@@ -33,12 +33,16 @@ func TestSecretRendering(t *testing.T) {
 		{name: "%10s", give: fmt.Sprintf("%10s", s), want: "  <secret>"},
 		{name: "%#v", give: fmt.Sprintf("%#v", s), want: `"<secret>"`},
 		{name: "GoString", give: s.GoString(), want: `"<secret>"`},
-		{name: "%+v of a struct", give: fmt.Sprintf("%+v", app), want: "{AppID:wx1 AppSecret:<secret> AppSecretFile: BaseURL: TokenEndpoint:}"},
-		{name: "%#v of a struct", give: fmt.Sprintf("%#v", app), want: `config.WeChatApp{AppID:"wx1", AppSecret:"<secret>", AppSecretFile:"", BaseURL:"", TokenEndpoint:""}`},
+		{name: "%+v of a struct", give: fmt.Sprintf("%+v", app), want: "{AppID:wx1 AppSecret:<secret> AppSecretFile: BaseURL: TokenEndpoint: " +
+			"Push:{Token:<secret> TokenFile: EncodingAESKey: EncodingAESKeyFile: PreviousEncodingAESKey: PreviousEncodingAESKeyFile:}}"},
+		{name: "%#v of a struct", give: fmt.Sprintf("%#v", app), want: `config.WeChatApp{AppID:"wx1", AppSecret:"<secret>", AppSecretFile:"", BaseURL:"", TokenEndpoint:"", ` +
+			`Push:config.WeChatPush{Token:"<secret>", TokenFile:"", EncodingAESKey:"", EncodingAESKeyFile:"", PreviousEncodingAESKey:"", PreviousEncodingAESKeyFile:""}}`},
 		{name: "JSON", give: mustJSON(t, s), want: `"<secret>"`},
 		{name: "JSON of a struct", give: mustJSON(t, struct{ S config.Secret }{s}), want: `{"S":"<secret>"}`},
 		{name: "YAML", give: mustYAML(t, s), want: "<secret>\n"},
-		{name: "YAML of a struct", give: mustYAML(t, app), want: "app_id: wx1\napp_secret: <secret>\napp_secret_file: \"\"\nbase_url: \"\"\ntoken_endpoint: \"\"\n"},
+		{name: "YAML of a struct", give: mustYAML(t, app), want: "app_id: wx1\napp_secret: <secret>\napp_secret_file: \"\"\nbase_url: \"\"\ntoken_endpoint: \"\"\n" +
+			"push:\n    token: <secret>\n    token_file: \"\"\n    encoding_aes_key: \"\"\n    encoding_aes_key_file: \"\"\n" +
+			"    previous_encoding_aes_key: \"\"\n    previous_encoding_aes_key_file: \"\"\n"},
 		{name: "slog", give: slogLine(s), want: `{"level":"INFO","msg":"m","secret":"<secret>"}` + "\n"},
 		{name: "text", give: mustText(t, s), want: "<secret>"},
 		{name: "Reveal", give: s.Reveal(), want: value},
@@ -106,6 +110,17 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 			name:    "secret of an incomplete app",
 			give:    []string{"HERALD_APPS_SHOP_ALIPAY_PRIVATE_KEY=" + planted},
 			wantErr: "apps.shop.alipay.app_id: required",
+		},
+		{
+			name:    "push token of the wrong form",
+			give:    []string{"HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKEN=" + planted},
+			wantErr: "apps.default.wechat.push.token: must be 3 to 32 letters and digits",
+		},
+		{
+			name: "encoding aes key of the wrong form",
+			give: []string{"HERALD_APPS_DEFAULT_WECHAT_PUSH_TOKEN=token", "HERALD_APPS_DEFAULT_WECHAT_PUSH_PREVIOUS_ENCODING_AES_KEY=" + planted,
+				"HERALD_APPS_DEFAULT_WECHAT_PUSH_ENCODING_AES_KEY=" + planted},
+			wantErr: "apps.default.wechat.push.previous_encoding_aes_key: must be 43 letters and digits",
 		},
 	}
 	for _, tt := range tests {

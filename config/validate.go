@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/heraldhq/herald/internal/httpclient"
 )
@@ -31,6 +32,7 @@ func (c *Config) problems() []error {
 	c.NATS.validate(&p)
 	c.Redis.validate(&p)
 	c.Worker.validate(&p)
+	c.Receiver.validate(&p)
 	c.Retry.validate(&p)
 	if c.Dedup.TTL <= 0 {
 		p.add("dedup.ttl", "must be positive")
@@ -53,6 +55,7 @@ func (n *NATS) validate(p *problems) {
 		{"nats.dead_stream", n.DeadStream, true},
 		{"nats.events_stream", n.EventsStream, false},
 		{"nats.consumer", n.Consumer, true},
+		{"nats.subscriptions_stream", n.SubscriptionsStream, true},
 	}
 	for _, s := range names {
 		switch {
@@ -88,7 +91,21 @@ func (n *NATS) validate(p *problems) {
 	if n.MaxAckPending < 1 {
 		p.add("nats.max_ack_pending", "must be at least 1")
 	}
+	if s := n.SubscriptionsStream; s != "" && (s == n.Stream || s == n.DeadStream || s == n.EventsStream) {
+		p.add("nats.subscriptions_stream", "must differ from nats.stream, nats.dead_stream and nats.events_stream")
+	}
+	// The stream's duplicate window is fixed at 10 minutes, which JetStream
+	// refuses above the max age.
+	if n.SubscriptionsMaxAge < 0 {
+		p.add("nats.subscriptions_max_age", "must not be negative (0 keeps events for ever)")
+	} else if n.SubscriptionsMaxAge > 0 && n.SubscriptionsMaxAge < subscriptionsDuplicateWindow {
+		p.add("nats.subscriptions_max_age", "must be at least 10m, the stream's duplicate window (or 0)")
+	}
 }
+
+// subscriptionsDuplicateWindow is producer.SubscriptionsDuplicateWindow;
+// this package imports no runtime package.
+const subscriptionsDuplicateWindow = 10 * time.Minute
 
 func (w *Worker) validate(p *problems) {
 	if w.Concurrency < 1 {
@@ -103,11 +120,7 @@ func (w *Worker) validate(p *problems) {
 	if w.ShutdownGrace <= 0 {
 		p.add("worker.shutdown_grace", "must be positive")
 	}
-	if w.HTTPAddr == "" {
-		p.add("worker.http_addr", "required, host:port such as :8080")
-	} else if _, port, err := net.SplitHostPort(w.HTTPAddr); err != nil || !validPort(port) {
-		p.add("worker.http_addr", "must be host:port such as :8080")
-	}
+	validateAddr(p, "worker.http_addr", w.HTTPAddr, ":8080")
 	// A provider call outliving AckWait would let JetStream redeliver a job
 	// that is still being sent.
 	switch {
@@ -136,6 +149,33 @@ func (w *Worker) validate(p *problems) {
 	}
 	if b.MaxHold < b.Cooldown {
 		p.add("worker.breaker.max_hold", "must be at least worker.breaker.cooldown (%s)", b.Cooldown)
+	}
+}
+
+func (r *Receiver) validate(p *problems) {
+	validateAddr(p, "receiver.http_addr", r.HTTPAddr, ":8081")
+	switch pp := r.PathPrefix; {
+	case pp == "":
+		p.add("receiver.path_prefix", "required, such as /wechat/")
+	case len(pp) < 3 || pp[0] != '/' || pp[len(pp)-1] != '/':
+		p.add("receiver.path_prefix", "must start and end with / around a name, such as /wechat/")
+	case strings.Contains(pp, "//") || strings.Contains(pp, "/./") || strings.Contains(pp, "/../"):
+		p.add("receiver.path_prefix", "must be a clean path, without //, /./ or /../")
+	case strings.ContainsFunc(pp, func(r rune) bool { return !isPathRune(r) }):
+		p.add("receiver.path_prefix", "may hold letters, digits and - . _ ~ / only")
+	}
+}
+
+func isPathRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._~/", r)
+}
+
+// validateAddr checks a listen address, host:port.
+func validateAddr(p *problems, key, addr, example string) {
+	if addr == "" {
+		p.add(key, "required, host:port such as %s", example)
+	} else if _, port, err := net.SplitHostPort(addr); err != nil || !validPort(port) {
+		p.add(key, "must be host:port such as %s", example)
 	}
 }
 
@@ -199,6 +239,7 @@ func (a App) validate(p *problems, key string) {
 		if w.TokenEndpoint != TokenEndpointStable && w.TokenEndpoint != TokenEndpointToken {
 			p.add(k+".token_endpoint", "must be %s or %s", TokenEndpointStable, TokenEndpointToken)
 		}
+		w.Push.validate(p, k+".push")
 	}
 	if a := a.Alipay; a != nil {
 		k := key + ".alipay"
@@ -216,6 +257,41 @@ func (a App) validate(p *problems, key string) {
 			p.add(k+".recipient", "must be %s or %s", RecipientOpenID, RecipientUserID)
 		}
 	}
+}
+
+// validate checks push settings; the messages never quote a value, which
+// is a secret.
+func (w *WeChatPush) validate(p *problems, key string) {
+	hasToken := w.Token != "" || w.TokenFile != ""
+	hasKey := w.EncodingAESKey != "" || w.EncodingAESKeyFile != ""
+	hasPrevious := w.PreviousEncodingAESKey != "" || w.PreviousEncodingAESKeyFile != ""
+	if t := w.Token.Reveal(); t != "" && (len(t) < 3 || len(t) > 32 || !alnum(t)) {
+		p.add(key+".token", "must be 3 to 32 letters and digits, as the WeChat console allows")
+	}
+	if hasKey && !hasToken {
+		p.add(key+".token", "required with %s.encoding_aes_key (inline, token_file or %s)", key, envName(key+".token"))
+	}
+	if hasPrevious && !hasKey {
+		p.add(key+".encoding_aes_key", "required with %s.previous_encoding_aes_key", key)
+	}
+	for _, k := range []struct {
+		name  string
+		value Secret
+	}{{"encoding_aes_key", w.EncodingAESKey}, {"previous_encoding_aes_key", w.PreviousEncodingAESKey}} {
+		if v := k.value.Reveal(); v != "" && (len(v) != EncodingAESKeyLen || !alnum(v)) {
+			p.add(key+"."+k.name, "must be %d letters and digits, as the WeChat console gives it", EncodingAESKeyLen)
+		}
+	}
+}
+
+func alnum(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // envName is the variable that overrides key.

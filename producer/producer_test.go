@@ -34,8 +34,8 @@ func TestApplyIsIdempotentAndUpdates(t *testing.T) {
 			t.Errorf("first Apply: %+v, want created", c)
 		}
 	}
-	if len(changes) != 4 {
-		t.Fatalf("first Apply made %d changes, want 3 streams and 1 consumer", len(changes))
+	if len(changes) != 5 {
+		t.Fatalf("first Apply made %d changes, want 4 streams and 1 consumer", len(changes))
 	}
 	changes, err = topo.Apply(ctx, js)
 	if err != nil {
@@ -52,7 +52,8 @@ func TestApplyIsIdempotentAndUpdates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"NOTIFY_SEND": "unchanged", "NOTIFY_DEAD": "updated", "NOTIFY_EVENTS": "unchanged", "herald-worker": "updated"}
+	want := map[string]string{"NOTIFY_SEND": "unchanged", "NOTIFY_DEAD": "updated", "NOTIFY_EVENTS": "unchanged",
+		"NOTIFY_SUBSCRIPTIONS": "unchanged", "herald-worker": "updated"}
 	for _, c := range changes {
 		if want[c.Name] != c.Action {
 			t.Errorf("Apply after a change: %s %s, want %s", c.Name, c.Action, want[c.Name])
@@ -64,6 +65,38 @@ func TestApplyIsIdempotentAndUpdates(t *testing.T) {
 	}
 	if cfg := s.CachedInfo().Config; cfg.Retention != jetstream.WorkQueuePolicy || cfg.Duplicates != 2*time.Minute {
 		t.Fatalf("NOTIFY_SEND config = %+v", cfg)
+	}
+}
+
+// The receiver creates the subscriptions stream alone, with the
+// contract's retention and a duplicate window longer than WeChat's retries.
+func TestApplySubscriptions(t *testing.T) {
+	t.Parallel()
+	js := connect(t)
+	ctx := context.Background()
+	topo := producer.DefaultTopology
+	c, err := topo.ApplySubscriptions(ctx, js)
+	if err != nil || c != (producer.Change{Kind: "stream", Name: "NOTIFY_SUBSCRIPTIONS", Action: "created"}) {
+		t.Fatalf("ApplySubscriptions = %+v, %v; want created", c, err)
+	}
+	if _, err := js.Stream(ctx, "NOTIFY_SEND"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("NOTIFY_SEND lookup = %v, want not found: the receiver creates its stream only", err)
+	}
+	s, err := js.Stream(ctx, "NOTIFY_SUBSCRIPTIONS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Retention != jetstream.LimitsPolicy || cfg.Storage != jetstream.FileStorage ||
+		cfg.Duplicates != 10*time.Minute || cfg.MaxAge != 30*24*time.Hour || cfg.Subjects[0] != "notify.subscription.>" {
+		t.Fatalf("NOTIFY_SUBSCRIPTIONS config = %+v", cfg)
+	}
+	topo.SubscriptionsMaxAge = 0
+	if c, err := topo.ApplySubscriptions(ctx, js); err != nil || c.Action != "updated" {
+		t.Fatalf("ApplySubscriptions with a new max age = %+v, %v; want updated", c, err)
+	}
+	if c, err := topo.ApplySubscriptions(ctx, js); err != nil || c.Action != "unchanged" {
+		t.Fatalf("ApplySubscriptions again = %+v, %v; want unchanged", c, err)
 	}
 }
 

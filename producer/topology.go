@@ -17,28 +17,41 @@ type Topology struct {
 	DeadStream   string // NOTIFY_DEAD
 	EventsStream string // NOTIFY_EVENTS; empty: no delivery receipts
 	Consumer     string // herald-worker
+	// SubscriptionsStream keeps the subscription events herald receiver
+	// stores (notify.subscription.>), with a duplicate window of
+	// [SubscriptionsDuplicateWindow]. NOTIFY_SUBSCRIPTIONS.
+	SubscriptionsStream string
 
-	Replicas        int           // stream replicas: 1, or 3 in a cluster
-	DuplicateWindow time.Duration // 2m
-	DeadMaxAge      time.Duration // 14 days
-	EventsMaxAge    time.Duration // 7 days
+	Replicas            int           // stream replicas: 1, or 3 in a cluster
+	DuplicateWindow     time.Duration // 2m
+	DeadMaxAge          time.Duration // 14 days
+	EventsMaxAge        time.Duration // 7 days
+	SubscriptionsMaxAge time.Duration // 30 days
 
 	AckWait       time.Duration // 30s
 	MaxAckPending int           // jobs handed out and not yet acked, over all replicas
 }
 
+// SubscriptionsDuplicateWindow is how long the subscriptions stream
+// remembers an event's Nats-Msg-Id: longer than WeChat takes to retry a
+// push (three tries within seconds) and than the receiver's 5-minute
+// timestamp tolerance, so a retried or replayed push stores nothing twice.
+const SubscriptionsDuplicateWindow = 10 * time.Minute
+
 // DefaultTopology is the contract's default names and sizes.
 var DefaultTopology = Topology{
-	SendStream:      "NOTIFY_SEND",
-	DeadStream:      "NOTIFY_DEAD",
-	EventsStream:    "NOTIFY_EVENTS",
-	Consumer:        "herald-worker",
-	Replicas:        1,
-	DuplicateWindow: 2 * time.Minute,
-	DeadMaxAge:      14 * 24 * time.Hour,
-	EventsMaxAge:    7 * 24 * time.Hour,
-	AckWait:         30 * time.Second,
-	MaxAckPending:   16384,
+	SendStream:          "NOTIFY_SEND",
+	DeadStream:          "NOTIFY_DEAD",
+	EventsStream:        "NOTIFY_EVENTS",
+	Consumer:            "herald-worker",
+	SubscriptionsStream: "NOTIFY_SUBSCRIPTIONS",
+	Replicas:            1,
+	DuplicateWindow:     2 * time.Minute,
+	DeadMaxAge:          14 * 24 * time.Hour,
+	EventsMaxAge:        7 * 24 * time.Hour,
+	SubscriptionsMaxAge: 30 * 24 * time.Hour,
+	AckWait:             30 * time.Second,
+	MaxAckPending:       16384,
 }
 
 // Change is one resource Apply created or updated.
@@ -81,7 +94,22 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Duplicates:  t.DuplicateWindow,
 		})
 	}
-	return out
+	return append(out, t.SubscriptionsStreamConfig())
+}
+
+// SubscriptionsStreamConfig is the configuration of the subscriptions
+// stream: limits retention, file storage, max age SubscriptionsMaxAge.
+func (t Topology) SubscriptionsStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        t.SubscriptionsStream,
+		Description: "herald subscription events",
+		Subjects:    []string{job.SubscriptionRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		MaxAge:      t.SubscriptionsMaxAge,
+		Duplicates:  SubscriptionsDuplicateWindow,
+	}
 }
 
 // ConsumerConfig is the shared durable pull consumer every worker replica
@@ -105,25 +133,11 @@ func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
 func (t Topology) Apply(ctx context.Context, js jetstream.JetStream) ([]Change, error) {
 	var changes []Change
 	for _, cfg := range t.Streams() {
-		action := "created"
-		s, err := js.Stream(ctx, cfg.Name)
-		switch {
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			if _, err := js.CreateStream(ctx, cfg); err != nil {
-				return changes, fmt.Errorf("create stream %s: %w", cfg.Name, err)
-			}
-		case err != nil:
-			return changes, fmt.Errorf("stream %s: %w", cfg.Name, err)
-		default:
-			action = "unchanged"
-			if !sameStream(s.CachedInfo().Config, cfg) {
-				action = "updated"
-				if _, err := js.UpdateStream(ctx, cfg); err != nil {
-					return changes, fmt.Errorf("update stream %s: %w", cfg.Name, err)
-				}
-			}
+		c, err := applyStream(ctx, js, cfg)
+		if err != nil {
+			return changes, err
 		}
-		changes = append(changes, Change{Kind: "stream", Name: cfg.Name, Action: action})
+		changes = append(changes, c)
 	}
 
 	cfg := t.ConsumerConfig()
@@ -164,6 +178,35 @@ func (t Topology) EnsureStream(ctx context.Context, js jetstream.JetStream, name
 		return nil
 	}
 	return fmt.Errorf("stream %s is not one of herald's", name)
+}
+
+// ApplySubscriptions creates or updates the subscriptions stream alone, as
+// herald receiver does at start: it publishes nothing else.
+func (t Topology) ApplySubscriptions(ctx context.Context, js jetstream.JetStream) (Change, error) {
+	return applyStream(ctx, js, t.SubscriptionsStreamConfig())
+}
+
+// applyStream creates the stream cfg, or updates it where it differs.
+func applyStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (Change, error) {
+	c := Change{Kind: "stream", Name: cfg.Name, Action: "created"}
+	s, err := js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			return c, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+	case err != nil:
+		return c, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	default:
+		c.Action = "unchanged"
+		if !sameStream(s.CachedInfo().Config, cfg) {
+			c.Action = "updated"
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				return c, fmt.Errorf("update stream %s: %w", cfg.Name, err)
+			}
+		}
+	}
+	return c, nil
 }
 
 func sameStream(have, want jetstream.StreamConfig) bool {

@@ -45,8 +45,46 @@
 //	http500…       HTTP 500
 //	slow…          success after 2 s of extra latency
 //	unknown…       errcode 99999 (a code herald does not know)
+//	asyncfail…     success; with pushes on, its subscribe_msg_sent_event
+//	               reports ErrorCode 10005 "fail:user block" (made up:
+//	               WeChat does not document its non-zero codes)
 //
 // The same list is printed by `herald sandbox --help` ([ScriptsHelp]).
+//
+// # Subscription pushes and grants (WeChat)
+//
+// With Options.WeChatPush the sandbox is also WeChat's push side: for each
+// appid it pushes subscription events to a receiver URL with the app's
+// token, EncodingAESKey, mode (plain, compatible or safe) and format (xml
+// or json), signed and encrypted exactly as WeChat does (package
+// providers/wechat/push). XML items sit under <SubscribeMsgPopupEvent>
+// (and the other events' wrappers); JSON puts them under a top-level List,
+// an object for one item and an array for several, with numbers for
+// CreateTime, MsgID and ErrorCode. Pushes leave in the background on a
+// bounded queue (10000; more are dropped and counted), each tried up to 3
+// times, Options.PushRetryWait apart (1 s by default), until the receiver
+// answers "success" (or an empty body) with HTTP 200; [Server.Close] stops
+// them. Stats["wechat"] counts pushes made, failed, retried and dropped.
+//
+//   - POST /sandbox/wechat/subscribe?appid=&openid=&template=T1&template=T2&status=accept
+//     acts out a user answering the subscription popup (status accept, the
+//     default, or reject): one subscribe_msg_popup_event with an item per
+//     template (PopupScene 0). appid may be left out when one app is
+//     configured.
+//   - POST /sandbox/wechat/change?appid=&openid=&template=... acts out a
+//     user turning templates off: one subscribe_msg_change_event, reject.
+//   - Every accepted send pushes a subscribe_msg_sent_event with its MsgID
+//     and ErrorCode 0 ("success"), or the scripted failure of asyncfail…
+//     recipients.
+//
+// With Options.Grants the sandbox keeps one-time grants per (appid,
+// openid, template) as WeChat does: an accept adds one (they accumulate),
+// a send takes one, a change event takes them all, and a send with none
+// left answers 43101 "user refuse to accept the msg". Scripted answers
+// come first: refuse… still answers 43101 whatever the grants.
+// GET /sandbox/wechat/grants?appid=&openid=&template= tells how many are
+// left. The subscribe and change calls answer the templates, whether a
+// push was queued ("pushed") and, with grants, each template's count.
 //
 // # Alipay (POST /gateway.do)
 //

@@ -24,6 +24,7 @@ type wxScript struct {
 	status int           // answer this HTTP status instead
 	extra  time.Duration // succeed after this extra latency instead
 	once   bool          // answer code only to the recipient's first call
+	async  bool          // succeed; the sent event reports a failure
 }
 
 // wechatScripts are checked in order; the first matching prefix wins.
@@ -53,6 +54,8 @@ func wechatScripts() []wxScript {
 			extra: 2 * time.Second},
 		{prefix: "unknown", answer: "errcode 99999 (a code herald does not know)",
 			code: 99999, msg: "sandbox: unknown error"},
+		{prefix: asyncFailPrefix, answer: "success; its sent event reports ErrorCode " + asyncFailCode + " (" + asyncFailStatus + ")",
+			async: true},
 	}
 }
 

@@ -45,6 +45,31 @@ type Options struct {
 	// public half. Required with AlipayApps. [NewAlipayKeys] makes a
 	// matching set.
 	AlipayGatewayKey string
+
+	// WeChatPush maps a WeChat appid to the receiver its subscription
+	// events are pushed to: popup and change events from the control
+	// endpoints, a sent event after every accepted send. Empty: no pushes.
+	// Pushes leave in the background, each tried up to 3 times, as WeChat
+	// does, until the receiver answers success; [Server.Close] stops them.
+	WeChatPush map[string]PushTarget
+	// PushRetryWait is the wait between tries of a push; default
+	// [DefaultPushRetryWait].
+	PushRetryWait time.Duration
+	// Grants keeps one-time grants per (appid, openid, template) as WeChat
+	// does: an accepted popup adds one, a send takes one, and a send with
+	// none left answers 43101. Off: every send passes this check.
+	Grants bool
+}
+
+// Validate reports what is wrong with the options [New] would panic on:
+// the push targets.
+func (o Options) Validate() error {
+	p, err := newPusher(Options{WeChatPush: o.WeChatPush}, time.Now)
+	if err != nil {
+		return err
+	}
+	p.close()
+	return nil
 }
 
 // Message is a send the sandbox accepted.
@@ -69,6 +94,14 @@ type PlatformStats struct {
 	SendCalls int64 `json:"send_calls"`
 	// Accepted counts sends answered with success.
 	Accepted int64 `json:"accepted"`
+	// Pushes counts subscription event pushes the receiver answered
+	// success; PushFailures those it did not after every try, PushRetries
+	// the tries after a first, PushesDropped those never made (a full
+	// queue, or Close). WeChat only, with Options.WeChatPush.
+	Pushes        int64 `json:"pushes,omitempty"`
+	PushFailures  int64 `json:"push_failures,omitempty"`
+	PushRetries   int64 `json:"push_retries,omitempty"`
+	PushesDropped int64 `json:"pushes_dropped,omitempty"`
 }
 
 // Stats maps a platform ("wechat") to its counters. It is also served as
@@ -86,6 +119,12 @@ type Stats map[string]PlatformStats
 //	                                 every send answers HTTP 503 for N s; 0 ends it
 //	POST /sandbox/wechat/rotate?appid=   invalidate the current tokens
 //	POST /sandbox/wechat/expire?appid=   make the current tokens expire now
+//	POST /sandbox/wechat/subscribe?appid=&openid=&template=&status=
+//	                                 a user answers the popup (push, grants)
+//	POST /sandbox/wechat/change?appid=&openid=&template=
+//	                                 a user turns templates off (push, grants)
+//	GET  /sandbox/wechat/grants?appid=&openid=&template=
+//	                                 grants left (with Options.Grants)
 type Server struct {
 	mux       *http.ServeMux
 	now       func() time.Time
@@ -130,7 +169,9 @@ func (p *platform) base() *platform { return p }
 
 func (p *platform) inOutage(now time.Time) bool { return now.UnixNano() < p.outageUntil.Load() }
 
-// New returns a sandbox serving every platform.
+// New returns a sandbox serving every platform. It panics on options
+// [Options.Validate] refuses. With Options.WeChatPush, call
+// [Server.Close] to stop the pushes.
 func New(opts Options) *Server {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = DefaultTokenTTL
@@ -157,6 +198,10 @@ func (s *Server) add(a api) {
 	a.routes(s.mux)
 }
 
+// Close stops the pushes in flight and drops those queued. The server
+// still answers afterwards, pushing nothing.
+func (s *Server) Close() { s.wechat.pusher.close() }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
@@ -173,6 +218,10 @@ func (s *Server) Stats() Stats {
 		}
 		st[name] = ps
 	}
+	ps := st["wechat"]
+	p := s.wechat.pusher
+	ps.Pushes, ps.PushFailures, ps.PushRetries, ps.PushesDropped = p.delivered.Load(), p.failed.Load(), p.retries.Load(), p.dropped.Load()
+	st["wechat"] = ps
 	return st
 }
 

@@ -36,6 +36,8 @@ type wechatAPI struct {
 	ttl     time.Duration
 	scripts []wxScript
 	rules   *wxRules
+	pusher  *pusher // subscription events to the receivers
+	grants  *grants // one-time grants; nil: not kept
 
 	mu     sync.RWMutex
 	apps   map[string]*wxApp
@@ -74,6 +76,14 @@ func newWeChat(s *Server, opts Options) *wechatAPI {
 		tokens:   make(map[string]*wxToken),
 		flaky:    make(map[string]struct{}),
 	}
+	p, err := newPusher(opts, func() time.Time { return s.now() })
+	if err != nil {
+		panic("sandbox: " + err.Error())
+	}
+	w.pusher = p
+	if opts.Grants {
+		w.grants = &grants{n: make(map[grantKey]int)}
+	}
 	apps := opts.WeChatApps
 	if len(apps) == 0 {
 		apps = map[string]string{DevWeChatAppID: DevWeChatSecret}
@@ -96,6 +106,9 @@ func (w *wechatAPI) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sandbox/wechat/expire", func(rw http.ResponseWriter, r *http.Request) {
 		writeJSON(rw, http.StatusOK, map[string]int{"expired": w.expire(r.URL.Query().Get("appid"))})
 	})
+	mux.HandleFunc("POST /sandbox/wechat/subscribe", w.handleSubscribe)
+	mux.HandleFunc("POST /sandbox/wechat/change", w.handleChange)
+	mux.HandleFunc("GET /sandbox/wechat/grants", w.handleGrants)
 }
 
 // rid is a request id in WeChat's form, <hex>-<hex>-<hex>.
@@ -342,8 +355,14 @@ func (w *wechatAPI) handleSend(rw http.ResponseWriter, r *http.Request) {
 		}
 		break
 	}
-	id := strconv.FormatInt(w.msgID.Add(1), 10)
+	if w.grants != nil && !w.grants.take(grantKey{appID, req.ToUser, req.TemplateID}) {
+		w.writeErr(rw, 43101, "user refuse to accept the msg")
+		return
+	}
+	n := w.msgID.Add(1)
+	id := strconv.FormatInt(n, 10)
 	w.accepted.Add(1)
+	w.pushSent(appID, req.ToUser, req.TemplateID, n)
 	if w.s.record {
 		data := make(map[string]string, len(req.Data))
 		for k, v := range req.Data {
@@ -366,6 +385,8 @@ func (w *wechatAPI) play(rw http.ResponseWriter, r *http.Request, sc wxScript, t
 	case sc.extra > 0:
 		delay(r.Context(), sc.extra)
 		return true
+	case sc.async:
+		return true // the sent event carries the failure (pushSent)
 	case sc.once:
 		w.flakyMu.Lock()
 		_, failed := w.flaky[toUser]

@@ -405,7 +405,7 @@ func TestRedisThroughSentinelFollowsAFailover(t *testing.T) {
 	if a, err := st.jobs.Admit(ctx, claim("before")); err != nil || a.Status != worker.Claimed {
 		t.Fatalf("Admit through Sentinel = %+v, %v", a, err)
 	}
-	if err := st.jobs.MarkSent(ctx, "wechat:default:before", time.Hour, worker.Delivery{Seq: 7, At: time.Now()}); err != nil {
+	if err := st.jobs.MarkSent(ctx, "wechat:default:before", time.Hour, worker.SentRecord{Seq: 7, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	tok := wechat.Token{Value: "T1", RefreshAt: time.Now().Add(time.Hour), ExpiresAt: time.Now().Add(2 * time.Hour)}
@@ -436,7 +436,7 @@ func TestRedisThroughSentinelFollowsAFailover(t *testing.T) {
 	if err := st.jobs.Ping(ctx); err != nil {
 		t.Fatalf("Ping after the failover: %v", err)
 	}
-	if a, err := st.jobs.Admit(ctx, claim("before")); err != nil || a.Status != worker.AlreadySent || a.Delivered.Seq != 7 {
+	if a, err := st.jobs.Admit(ctx, claim("before")); err != nil || a.Status != worker.AlreadySent || a.Sent.Seq != 7 {
 		t.Fatalf("Admit of the job sent before the failover = %+v, %v; want AlreadySent, seq 7", a, err)
 	}
 	if got, err := st.tokens.Get(ctx, "wxA"); err != nil || got.Value != "T1" {

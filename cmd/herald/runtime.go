@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -60,22 +61,25 @@ func newLogger(e *env, level, format string) (*zap.Logger, error) {
 
 func topologyOf(cfg *config.Config) producer.Topology {
 	return producer.Topology{
-		SendStream:      cfg.NATS.Stream,
-		DeadStream:      cfg.NATS.DeadStream,
-		EventsStream:    cfg.NATS.EventsStream,
-		Consumer:        cfg.NATS.Consumer,
-		Replicas:        cfg.NATS.Replicas,
-		DuplicateWindow: cfg.NATS.DuplicateWindow,
-		DeadMaxAge:      cfg.NATS.DeadMaxAge,
-		EventsMaxAge:    cfg.NATS.EventsMaxAge,
-		AckWait:         cfg.Worker.AckWait,
-		MaxAckPending:   cfg.NATS.MaxAckPending,
+		SendStream:          cfg.NATS.Stream,
+		DeadStream:          cfg.NATS.DeadStream,
+		EventsStream:        cfg.NATS.EventsStream,
+		Consumer:            cfg.NATS.Consumer,
+		SubscriptionsStream: cfg.NATS.SubscriptionsStream,
+		Replicas:            cfg.NATS.Replicas,
+		DuplicateWindow:     cfg.NATS.DuplicateWindow,
+		DeadMaxAge:          cfg.NATS.DeadMaxAge,
+		EventsMaxAge:        cfg.NATS.EventsMaxAge,
+		SubscriptionsMaxAge: cfg.NATS.SubscriptionsMaxAge,
+		AckWait:             cfg.Worker.AckWait,
+		MaxAckPending:       cfg.NATS.MaxAckPending,
 	}
 }
 
 // connectNATS connects to n.URL with n's credentials and TLS, reconnecting
-// for ever: a worker outlives JetStream restarts.
-func connectNATS(n config.NATS, name string, log *zap.Logger) (*nats.Conn, error) {
+// for ever: a worker outlives JetStream restarts. extra options come last
+// and win.
+func connectNATS(n config.NATS, name string, log *zap.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	auth, err := natsAuthOptions(n)
 	if err != nil {
 		return nil, err
@@ -103,11 +107,27 @@ func connectNATS(n config.NATS, name string, log *zap.Logger) (*nats.Conn, error
 			log.Warn("nats", fields...)
 		}),
 	}
-	nc, err := nats.Connect(n.URL, append(opts, auth...)...)
+	opts = append(opts, auth...)
+	nc, err := nats.Connect(n.URL, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(n.URL), err)
 	}
 	return nc, nil
+}
+
+// connectJetStream connects as connectNATS does and opens JetStream on
+// the connection.
+func connectJetStream(n config.NATS, name string, log *zap.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connectNATS(n, name, log, extra...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }
 
 // embeddedNATS starts a single-node JetStream server on loopback with its
@@ -263,9 +283,15 @@ func pick(rule, value string) string {
 	return value
 }
 
-// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
-func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (net.Addr, func(), error) {
+// serveHTTP serves /metrics, /healthz and /readyz on addr, and app (when
+// not nil) on every other path, until stop is called. The server may face
+// the internet (herald receiver): headers are bounded in size and time,
+// idle connections closed.
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error, app http.Handler, log *zap.Logger) (net.Addr, func(), error) {
 	mux := http.NewServeMux()
+	if app != nil {
+		mux.Handle("/", app)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -281,7 +307,12 @@ func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

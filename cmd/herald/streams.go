@@ -22,12 +22,13 @@ func newStreamsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "streams",
 		Short: "Create, update and inspect herald's JetStream streams and consumer",
-		Long: `herald keeps jobs in NOTIFY_SEND (work queue), dead letters in NOTIFY_DEAD and
-delivery receipts in NOTIFY_EVENTS, and its workers share the durable pull consumer
+		Long: `herald keeps jobs in NOTIFY_SEND (work queue), dead letters in NOTIFY_DEAD,
+delivery receipts in NOTIFY_EVENTS and the subscription events herald receiver
+stores in NOTIFY_SUBSCRIPTIONS, and its workers share the durable pull consumer
 herald-worker on NOTIFY_SEND. Names, replicas, the duplicate window and retention
-come from the config (nats.*). The worker creates what is missing at start;
-streams apply also updates what differs, and streams status shows how they are
-doing.`,
+come from the config (nats.*). The worker creates what is missing at start (the
+receiver creates NOTIFY_SUBSCRIPTIONS); streams apply also updates what differs,
+and streams status shows how they are doing.`,
 		Example: `  herald streams apply --config herald.yaml
   herald streams status --server nats://nats:4222`,
 		Args: cobra.NoArgs,
@@ -42,10 +43,10 @@ func newStreamsApplyCmd(e *env, conn *natsFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Create or update the streams and the worker consumer from the config",
-		Long: `Create the job, dead-letter and receipt streams and the worker consumer where
-they are missing, and update those whose configuration differs from the config
-(subjects, replicas, duplicate window, max age, message size; ack wait and max
-ack pending of the consumer). It is idempotent: a second run reports every
+		Long: `Create the job, dead-letter, receipt and subscription-event streams and the
+worker consumer where they are missing, and update those whose configuration
+differs from the config (subjects, replicas, duplicate window, max age, message
+size; ack wait and max ack pending of the consumer). It is idempotent: a second run reports every
 resource unchanged. Stored messages are kept.`,
 		Example: `  herald streams apply --config herald.yaml
   HERALD_NATS_REPLICAS=3 herald streams apply --server nats://nats:4222 --json`,

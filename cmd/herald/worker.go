@@ -105,16 +105,7 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		log.Warn("nats.url is empty: started an embedded single-node JetStream server", zap.String("url", link.URL))
 	}
 	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
-		nc, err := connectNATS(link, name, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, fmt.Errorf("jetstream: %w", err)
-		}
-		return nc, js, nil
+		return connectJetStream(link, name, log)
 	}
 	nc, js, err := connect("herald worker " + instance)
 	if err != nil {
@@ -164,7 +155,7 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		}
 		return w.Ready()
 	}
-	addr, stopHTTP, err := serveHTTP(ctx, cfg.Worker.HTTPAddr, reg, ready, log)
+	addr, stopHTTP, err := serveHTTP(ctx, cfg.Worker.HTTPAddr, reg, ready, nil, log)
 	if err != nil {
 		return err
 	}

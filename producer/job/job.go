@@ -1,6 +1,7 @@
 // Package job is the wire contract shared by producers and the worker: the
 // job producers publish, the dead letter operators inspect, the delivery
-// receipt, the subjects and the headers. It depends on the standard library
+// receipt, the subscription and delivery status events of the receiving
+// half, the subjects and the headers. It depends on the standard library
 // only, so any service can import it without pulling in herald's runtime.
 package job
 
