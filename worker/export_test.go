@@ -51,7 +51,7 @@ func NewSettleHarness(store Store, pub publisher, reg prometheus.Registerer, pol
 	}
 	w.cfg.setDefaults()
 	w.health = newHealth(store, w.m, w.log)
-	w.out = newOutbox(pub, "NOTIFY_EVENTS", nil, 10, 10, w.m, w.log)
+	w.out = newOutbox(pub, "NOTIFY_EVENTS", &ensurer{log: w.log}, 10, 10, w.m, w.log)
 	go w.out.answers()
 	return &SettleHarness{w: w}
 }

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ type publisher interface {
 type outbox struct {
 	pub    publisher
 	stream string // the receipts' stream, created again when missing
-	ensure func(ctx context.Context, stream string) error
+	ensure *ensurer
 	max    int
 	m      *metrics
 	log    *zap.Logger
@@ -54,7 +53,6 @@ type outbox struct {
 	lastErr  error
 	givenUp  int
 	kick     chan struct{} // wakes the retrier; size 1
-	ensured  time.Time     // last attempt to create the stream
 }
 
 // published is a receipt awaiting the server's answer.
@@ -80,7 +78,7 @@ const (
 	ensureEvery = 5 * time.Second
 )
 
-func newOutbox(pub publisher, stream string, ensure func(context.Context, string) error, maxPending, queue int, m *metrics, log *zap.Logger) *outbox {
+func newOutbox(pub publisher, stream string, ensure *ensurer, maxPending, queue int, m *metrics, log *zap.Logger) *outbox {
 	return &outbox{
 		pub: pub, stream: stream, ensure: ensure, max: maxPending, m: m, log: log,
 		queue:    make(chan published, queue),
@@ -212,8 +210,10 @@ func (o *outbox) retryRound(ctx context.Context) (stored, left int) {
 			lastErr = ctx.Err()
 		}
 	}
-	if missingStream(lastErr) {
-		o.ensureStream(ctx)
+	if lastErr != nil {
+		// A missing stream shows as no responders, or as a timeout where
+		// something else listens on the subject.
+		o.ensure.stream(ctx, o.stream)
 	}
 
 	o.mu.Lock()
@@ -241,24 +241,38 @@ func (o *outbox) retryRound(ctx context.Context) (stored, left int) {
 	return stored, len(o.pending)
 }
 
-// ensureStream creates the receipts' stream again when it is missing, at
-// most every ensureEvery.
-func (o *outbox) ensureStream(ctx context.Context) {
-	if o.ensure == nil {
-		return
+// ensurer creates herald's streams again when someone deleted them, at
+// most every ensureEvery per stream: publishes that fail call it, and
+// creating a stream that exists costs a request and changes nothing.
+type ensurer struct {
+	create func(ctx context.Context, stream string) error // nil: never
+	log    *zap.Logger
+
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// stream creates the stream called name if it is missing and was not tried
+// within ensureEvery, and reports whether it tried.
+func (e *ensurer) stream(ctx context.Context, name string) bool {
+	if e == nil || e.create == nil {
+		return false
 	}
-	o.mu.Lock()
-	if time.Since(o.ensured) < ensureEvery {
-		o.mu.Unlock()
-		return
+	e.mu.Lock()
+	if time.Since(e.last[name]) < ensureEvery {
+		e.mu.Unlock()
+		return false
 	}
-	o.ensured = time.Now()
-	o.mu.Unlock()
-	if err := o.ensure(ctx, o.stream); err != nil {
-		o.log.Warn("receipt stream not created", zap.String("stream", o.stream), zap.Error(err))
-		return
+	if e.last == nil {
+		e.last = map[string]time.Time{}
 	}
-	o.log.Warn("receipt stream was missing: created it from the config", zap.String("stream", o.stream))
+	e.last[name] = time.Now()
+	e.mu.Unlock()
+	if err := e.create(ctx, name); err != nil {
+		e.log.Warn("stream not created", zap.String("stream", name), zap.Error(err))
+		return false
+	}
+	return true
 }
 
 // close takes the answers still due, then publishes what waits until ctx
@@ -294,12 +308,6 @@ func (o *outbox) close(ctx context.Context) {
 	o.logLocked(true)
 }
 
-// missingStream reports an error that means no stream takes the subject.
-func missingStream(err error) bool {
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrStreamNotFound)
-}
-
 // receiptMsg is the delivery receipt of f's job.
 func (w *Worker) receiptMsg(f *inflight, sent SentRecord) *nats.Msg {
 	r := job.Receipt{
@@ -316,7 +324,8 @@ func (w *Worker) receiptMsg(f *inflight, sent SentRecord) *nats.Msg {
 }
 
 // publishDead stores a dead letter and waits for JetStream's answer. A
-// missing dead-letter stream is created again from the config, once. A
+// failed publish creates a missing dead-letter stream again from the config
+// and tries once more. A
 // duplicate answer is success only where it can be this very dead letter,
 // stored by an earlier delivery or attempt of the same message: dead-letter
 // ids are unique per source message (job.DeadLetterMsgID), so a duplicate on
@@ -340,11 +349,8 @@ func (w *Worker) publishDead(ctx context.Context, f *inflight, dl job.DeadLetter
 				msg.Header.Get(job.HeaderMsgID), ack.Stream, ack.Sequence)
 		case err == nil:
 			return nil
-		case attempt == 1 && missingStream(err) && w.cfg.EnsureStream != nil:
-			if eerr := w.cfg.EnsureStream(ctx, w.cfg.DeadStream); eerr != nil {
-				return fmt.Errorf("publish dead letter: %w (creating %s: %v)", err, w.cfg.DeadStream, eerr)
-			}
-			f.logAt(zap.WarnLevel, "dead-letter stream was missing: created it from the config", zap.String("stream", w.cfg.DeadStream))
+		case attempt == 1 && w.ensure.stream(ctx, w.cfg.DeadStream):
+			continue
 		default:
 			return fmt.Errorf("publish dead letter: %w", err)
 		}

@@ -152,6 +152,7 @@ type Worker struct {
 	js      jetstream.JetStream // pulls the jobs
 	pub     publisher           // publishes dead letters; js by default
 	out     *outbox             // stores receipts
+	ensure  *ensurer            // creates deleted streams again
 	store   Store
 	senders map[Route]Sender
 	log     *zap.Logger
@@ -223,7 +224,8 @@ func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Send
 	if err != nil {
 		return nil, fmt.Errorf("receipt publisher: %w", err)
 	}
-	w.out = newOutbox(outJS, cfg.EventsStream, cfg.EnsureStream, cfg.MaxPendingReceipts, outboxQueue(cfg), w.m, w.log)
+	w.ensure = &ensurer{create: cfg.EnsureStream, log: w.log}
+	w.out = newOutbox(outJS, cfg.EventsStream, w.ensure, cfg.MaxPendingReceipts, outboxQueue(cfg), w.m, w.log)
 	return w, nil
 }
 
