@@ -219,4 +219,3 @@ func gauge(t *testing.T, r *replica, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
-
