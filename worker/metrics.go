@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/producer/job"
@@ -18,6 +20,7 @@ const (
 
 type metrics struct {
 	jobs        *prometheus.CounterVec   // platform, template, outcome
+	jobsSeen    sync.Map                 // jobsLabels -> prometheus.Counter, bounded as the labels are
 	sendSeconds *prometheus.HistogramVec // platform, result
 	deadLetters *prometheus.CounterVec   // platform, reason
 	rateWaits   *prometheus.CounterVec   // platform
@@ -84,6 +87,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return m
+}
+
+// jobsLabels are the labels of one herald_jobs_total series.
+type jobsLabels struct{ platform, template, outcome string }
+
+// job returns the herald_jobs_total series for the labels. Every job
+// counts once, and looking a series up validates and hashes its labels:
+// the series already seen are kept. The labels are bounded (configured
+// templates only), so the map is too.
+func (m *metrics) job(platform, template, outcome string) prometheus.Counter {
+	k := jobsLabels{platform, template, outcome}
+	if c, ok := m.jobsSeen.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.jobs.WithLabelValues(platform, template, outcome)
+	m.jobsSeen.Store(k, c)
+	return c
 }
 
 // Template label values of jobs whose template the config does not name,

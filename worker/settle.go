@@ -102,7 +102,9 @@ func (w *Worker) settle(ctx context.Context, f *inflight, v verdict) {
 		w.ack(f)
 	case handBack:
 		w.release(f)
-		f.logAt(zap.DebugLevel, "handed back: "+v.why, zap.Duration("delay", v.delay), zap.Error(v.err))
+		if f.enabled(zap.DebugLevel) {
+			f.logAt(zap.DebugLevel, "handed back: "+v.why, zap.Duration("delay", v.delay), zap.Error(v.err))
+		}
 		w.nak(f, v.outcome, v.delay)
 	case abandon:
 		w.fail(ctx, f)
@@ -151,7 +153,9 @@ func (w *Worker) settleDelivered(ctx context.Context, f *inflight, v verdict) {
 		f.logAt(zap.ErrorLevel, "delivered but the sent marker could not be recorded", zap.Error(err))
 	}
 	w.count(f, outcomeDelivered)
-	f.logAt(zap.DebugLevel, "delivered", zap.Int("attempts", f.attempts), zap.String("msgid", v.result.MsgID))
+	if f.enabled(zap.DebugLevel) {
+		f.logAt(zap.DebugLevel, "delivered", zap.Int("attempts", f.attempts), zap.String("msgid", v.result.MsgID))
+	}
 	if !w.cfg.Receipts {
 		w.ack(f)
 		return
@@ -247,7 +251,7 @@ func (w *Worker) nak(f *inflight, outcome string, delay time.Duration) {
 
 // count adds the message's outcome to herald_jobs_total.
 func (w *Worker) count(f *inflight, outcome string) {
-	w.m.jobs.WithLabelValues(f.metricPlatform(), w.templateLabel(f), outcome).Inc()
+	w.m.job(f.metricPlatform(), w.templateLabel(f), outcome).Inc()
 }
 
 // deadLetterOf builds the dead letter of f.
@@ -272,6 +276,10 @@ func (w *Worker) deadLetterOf(f *inflight, reason string, dt retry.Detail) job.D
 	}
 	return dl
 }
+
+// enabled reports whether level is logged: a hot path checks it before
+// it builds the fields of a line nobody reads.
+func (f *inflight) enabled(level zapcore.Level) bool { return f.base.Core().Enabled(level) }
 
 // logAt logs with the job's fields. They are attached on first use: most
 // messages log nothing at the enabled levels.
