@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/config"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/providers/wechat/push"
 	"github.com/heraldhq/herald/sandbox"
 )
 
@@ -71,6 +73,7 @@ dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 	}
 	cmd.Flags().StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of /metrics, /healthz and /readyz")
 	cmd.Flags().StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:0", "address of the sandbox platform APIs")
+	cmd.Flags().StringVar(&o.receiverAddr, "receiver-addr", "127.0.0.1:8081", "address of herald receiver, which the sandbox pushes subscription events to")
 	cmd.Flags().IntVar(&o.natsPort, "nats-port", devNATSPort, "loopback port of the embedded JetStream server; 0 picks a free one")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep JetStream data in this directory across runs (default: a temporary one per run; $"+envDataDir+")")
 	cmd.Flags().BoolVar(&o.fresh, "fresh", false, "empty --data-dir before starting")
@@ -80,7 +83,7 @@ dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 }
 
 type devOptions struct {
-	httpAddr, sandboxAddr string
+	httpAddr, sandboxAddr, receiverAddr string
 	natsPort              int
 	dataDir               string // "": a temporary directory for this run
 	fresh                 bool
@@ -92,6 +95,12 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	// another herald dev say.
 	if err := addrFree(o.httpAddr); err != nil {
 		return fmt.Errorf("--http-addr %s is taken (is another herald dev running?); pass --http-addr 127.0.0.1:0 for any free port: %w", o.httpAddr, err)
+	}
+	// The sandbox is told where to push before the receiver starts: a free
+	// port is picked now when none is given.
+	receiverAddr, err := pickAddr(o.receiverAddr)
+	if err != nil {
+		return fmt.Errorf("--receiver-addr %s is taken (is another herald dev running?); pass --receiver-addr 127.0.0.1:0 for any free port: %w", o.receiverAddr, err)
 	}
 	dir := o.dataDir
 	switch {
@@ -124,7 +133,16 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	}
 	sbOpts := aliKeys.Options(sandbox.DevAlipayAppID)
 	sbOpts.WeChatApps = map[string]string{sandbox.DevWeChatAppID: sandbox.DevWeChatSecret}
+	// WeChat's other half: the user's subscriptions as one-time grants, and
+	// their events pushed to the receiver in safe mode, as JSON.
+	sbOpts.Grants = true
+	sbOpts.WeChatPush = map[string]sandbox.PushTarget{sandbox.DevWeChatAppID: {
+		URL:   "http://" + receiverAddr + config.Default().Receiver.PathPrefix + job.DefaultApp,
+		Token: sandbox.DevPushToken, EncodingAESKey: sandbox.DevEncodingAESKey,
+		Mode: push.ModeSafe, Format: push.FormatJSON,
+	}}
 	sb := sandbox.New(sbOpts)
+	defer sb.Close()
 	sl, err := net.Listen("tcp", o.sandboxAddr)
 	if err != nil {
 		return fmt.Errorf("sandbox listen %s: %w", o.sandboxAddr, err)
@@ -139,6 +157,7 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	cfg.Redis.URL = ""
 	cfg.Worker.Instance = "herald-dev"
 	cfg.Worker.HTTPAddr = o.httpAddr
+	cfg.Receiver.HTTPAddr = receiverAddr
 	cfg.Worker.Concurrency = 64
 	// A demo that pauses for minutes is no demo: short breaker holds.
 	cfg.Worker.Breaker = config.Breaker{Failures: 10, Cooldown: 2 * time.Second, MaxHold: 10 * time.Second}
@@ -149,6 +168,10 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 		AppSecret:     config.Secret(sandbox.DevWeChatSecret),
 		BaseURL:       sandboxURL,
 		TokenEndpoint: config.TokenEndpointStable,
+		Push: config.WeChatPush{
+			Token:          config.Secret(sandbox.DevPushToken),
+			EncodingAESKey: config.Secret(sandbox.DevEncodingAESKey),
+		},
 	}, Alipay: &config.AlipayApp{
 		AppID:           sandbox.DevAlipayAppID,
 		PrivateKey:      config.Secret(aliKeys.AppPrivateKey),
@@ -165,16 +188,22 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	if o.dataDir != "" {
 		kept = "kept across runs; --fresh empties it"
 	}
+	// The receiver runs beside the worker; the demo waits for it, as the
+	// sandbox pushes to it from the first accept on.
+	receiving := make(chan struct{})
 	onStart := func(natsURL string, httpAddr net.Addr) {
 		fmt.Fprintf(out, `herald dev is running
   JetStream  %s   (embedded; data in %s, %s)
   sandbox    %s   (fake WeChat API and Alipay gateway; scripted answers: herald sandbox --help)
   worker     http://%s/readyz   /metrics   /healthz
+  receiver   http://%s%s%s   (WeChat's subscription pushes, from the sandbox, in safe mode)
 
 Try it from another shell. Install the CLI once (it lands in $(go env GOPATH)/bin):
   go install ./cmd/herald
-then point it at this JetStream and publish, inspect, replay:
+then point it at this JetStream and publish, inspect, replay. The sandbox keeps
+one-time grants as WeChat does: a user accepts a template before each send.
   export HERALD_NATS_URL=%s
+  curl -X POST '%s/sandbox/wechat/subscribe?appid=%s&openid=user-1&template=demo&status=accept'
   herald send --platform wechat --template demo --to user-1 --data thing1=hello
   herald send --platform wechat --template demo --to fail-user-9 --data thing1=hello   # a failing platform: retries, then a dead letter
   herald dlq list
@@ -183,19 +212,43 @@ then point it at this JetStream and publish, inspect, replay:
 or publish with any NATS client, as raw JSON with the job's id as Nats-Msg-Id:
   nats --server %s pub -H Nats-Msg-Id:j1 notify.send.wechat '{"id":"j1","platform":"wechat","template_id":"demo","to_user":"user-1","data":{"thing1":{"value":"hello"}}}'
 
-Receipts (notify.sent.>) and dead letters (notify.dead.>) appear below. Ctrl-C stops.
+Receipts (notify.sent.>), dead letters (notify.dead.>) and subscription events
+(notify.subscription.>) appear below. Ctrl-C stops.
 
-`, natsURL, dir, kept, sandboxURL, httpAddr, natsURL, natsURL)
+`, natsURL, dir, kept, sandboxURL, httpAddr, receiverAddr, cfg.Receiver.PathPrefix, job.DefaultApp,
+			natsURL, sandboxURL, sandbox.DevWeChatAppID, natsURL)
 		if err := tailEvents(ctx, natsURL, e); err != nil {
 			log.Error("watch receipts and dead letters", zap.Error(err))
 		}
 		if o.demo {
-			if err := publishDemo(ctx, natsURL); err != nil {
+			<-receiving
+			if err := publishDemo(ctx, natsURL, sandboxURL); err != nil {
 				log.Error("demo jobs", zap.Error(err))
 			}
 		}
 	}
-	return runWorker(ctx, e, cfg, log, onStart)
+	recvCtx, stopReceiver := context.WithCancel(ctx)
+	recvDone := make(chan error, 1)
+	go func() {
+		recvDone <- runReceiver(recvCtx, cfg, log, func(net.Addr) { close(receiving) })
+	}()
+	err = runWorker(ctx, e, cfg, log, onStart)
+	stopReceiver()
+	if rerr := <-recvDone; rerr != nil && err == nil {
+		err = fmt.Errorf("receiver: %w", rerr)
+	}
+	return err
+}
+
+// pickAddr returns addr, or a free loopback address for a port of 0, after
+// checking it can be listened on.
+func pickAddr(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	picked := l.Addr().String()
+	return picked, l.Close()
 }
 
 // addrFree reports why addr cannot be listened on, or nil.
@@ -224,6 +277,11 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 			}
 			return "-"
 		}
+		if strings.HasPrefix(m.Subject, job.SubscriptionRoot+".") {
+			fmt.Fprintf(e.stdout, "subscription  %-8s %s %s user=%s template=%s msgid=%s\n",
+				f("platform"), f("event"), f("status"), f("to_user"), f("template_id"), f("msgid"))
+			return
+		}
 		if strings.HasPrefix(m.Subject, job.SentRoot+".") {
 			fmt.Fprintf(e.stdout, "delivered     %-8s id=%s to=%s msgid=%s attempts=%s\n",
 				f("platform"), f("id"), f("to_user"), f("msgid"), f("attempts"))
@@ -232,7 +290,7 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 		fmt.Fprintf(e.stdout, "dead letter   %-8s id=%s reason=%s code=%s field=%s message=%q\n",
 			f("platform"), f("id"), f("reason"), f("code"), f("field"), f("message"))
 	}
-	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>"} {
+	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>", job.SubscriptionRoot + ".>"} {
 		if _, err := nc.Subscribe(subj, show); err != nil {
 			return err
 		}
@@ -240,8 +298,14 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 	return nc.Flush()
 }
 
-// publishDemo publishes one job of each kind the sandbox answers.
-func publishDemo(ctx context.Context, url string) error {
+// publishDemo acts out a user accepting the demo template, as WeChat's
+// popup would, then publishes one job of each kind the sandbox answers.
+func publishDemo(ctx context.Context, url, sandboxURL string) error {
+	for _, user := range []string{"user-1", "user-3"} {
+		if err := subscribe(ctx, sandboxURL, user, "demo-template"); err != nil {
+			return err
+		}
+	}
 	nc, err := nats.Connect(url, nats.Name("herald dev demo"))
 	if err != nil {
 		return err
@@ -270,4 +334,23 @@ func publishDemo(ctx context.Context, url string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// subscribe has the sandbox act out user accepting template: a grant, and
+// a popup event pushed to the receiver.
+func subscribe(ctx context.Context, sandboxURL, user, template string) error {
+	q := url.Values{"appid": {sandbox.DevWeChatAppID}, "openid": {user}, "template": {template}, "status": {"accept"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sandboxURL+"/sandbox/wechat/subscribe?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", user, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("subscribe %s: sandbox answered %s", user, resp.Status)
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func TestDevRunsTheDemo(t *testing.T) {
 	dataDir := t.TempDir()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		args := []string{"dev", "--http-addr", "127.0.0.1:0", "--nats-port", "0"}
+		args := []string{"dev", "--http-addr", "127.0.0.1:0", "--receiver-addr", "127.0.0.1:0", "--nats-port", "0"}
 		if err := run(ctx, args, []string{"HERALD_DATA_DIR=" + dataDir}, nil, out, io.Discard); err != nil {
 			t.Errorf("herald dev: %v", err)
 		}
@@ -37,6 +37,10 @@ func TestDevRunsTheDemo(t *testing.T) {
 		"delivered     alipay",
 		"reason=user_refused code=43101",
 		"reason=invalid_template_data code=- field=data.thing1.value",
+		// The sandbox pushed the user's accept to the receiver, which
+		// stored it; and the final result of the send.
+		"subscription  wechat   popup accept user=user-1 template=demo-template",
+		"subscription  wechat   sent success user=user-1",
 	}
 	testenv.Eventually(t, 30*time.Second, "the demo's outcomes", func() bool {
 		s := out.String()
@@ -74,7 +78,7 @@ func TestDevRefusesATakenPortBeforeStarting(t *testing.T) {
 	}
 	defer l.Close()
 	out := &syncBuffer{}
-	err = run(t.Context(), []string{"dev", "--http-addr", l.Addr().String(), "--nats-port", "0"}, nil, nil, out, io.Discard)
+	err = run(t.Context(), []string{"dev", "--http-addr", l.Addr().String(), "--receiver-addr", "127.0.0.1:0", "--nats-port", "0"}, nil, nil, out, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "is taken") || !strings.Contains(err.Error(), "--http-addr 127.0.0.1:0") {
 		t.Fatalf("herald dev on a taken port = %v, want a refusal naming the way out", err)
 	}
