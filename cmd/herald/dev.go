@@ -72,7 +72,7 @@ dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of /metrics, /healthz and /readyz")
-	cmd.Flags().StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:0", "address of the sandbox platform APIs")
+	cmd.Flags().StringVar(&o.sandboxAddr, "sandbox-addr", sandbox.DevAddr, "address of the sandbox platform APIs; a free port when this one is taken")
 	cmd.Flags().StringVar(&o.receiverAddr, "receiver-addr", "127.0.0.1:8081", "address of herald receiver, which the sandbox pushes subscription events to")
 	cmd.Flags().IntVar(&o.natsPort, "nats-port", devNATSPort, "loopback port of the embedded JetStream server; 0 picks a free one")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep JetStream data in this directory across runs (default: a temporary one per run; $"+envDataDir+")")
@@ -145,7 +145,10 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	defer sb.Close()
 	sl, err := net.Listen("tcp", o.sandboxAddr)
 	if err != nil {
-		return fmt.Errorf("sandbox listen %s: %w", o.sandboxAddr, err)
+		// Taken, by a herald sandbox say: any free loopback port will do.
+		if sl, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return fmt.Errorf("sandbox listen: %w", err)
+		}
 	}
 	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(sl) }()
