@@ -49,6 +49,9 @@ type Claim struct {
 	// MaxWait is the longest rate-limit wait worth holding the job for.
 	// Beyond it nothing is reserved and the job is handed back.
 	MaxWait time.Duration
+	// Subscription, when set, asks for the ledger's state of the job's
+	// recipient and template with the admission.
+	Subscription *SubscriptionKey
 }
 
 // Limit is a GCRA rate limit: PerSecond on average, Burst at once.
@@ -87,6 +90,8 @@ type Admission struct {
 	Sent SentRecord
 	// Decision is what Decide recorded, for Decided.
 	Decision Decision
+	// Subscription is the ledger's state, when the claim asked for it.
+	Subscription Subscription
 }
 
 // Decision is a dead letter decided but not yet stored: what it says.
@@ -108,4 +113,109 @@ type SentRecord struct {
 	MsgID    string    // the platform's message id
 	Attempts int       // provider calls it took
 	At       time.Time // when the platform accepted it
+
+	// Take, when set, takes one grant from the recipient's subscription
+	// (a one-time template).
+	Take *SubscriptionKey
+	// Ref, when set, is remembered for RefTTL under the platform message
+	// id, for the final result to be joined to the job (Ledger.Join).
+	Ref    *MsgRef
+	RefTTL time.Duration
+}
+
+// The subscription ledger (contract section 7) lives in the Store beside
+// the jobs' state: reading a user's state joins the job's admission, and
+// taking a grant joins its sent marker, in the same batches.
+
+// SubscriptionKey names one user's subscription to one template of one
+// app.
+type SubscriptionKey struct {
+	Platform, App, User, Template string
+}
+
+// SubscriptionState is what the ledger knows of a SubscriptionKey.
+type SubscriptionState string
+
+// The ledger's states.
+const (
+	// SubUnknown: nothing seen. A job for it always goes.
+	SubUnknown SubscriptionState = "unknown"
+	// SubGranted: the user accepted; Grants counts the one-time grants
+	// known to be left.
+	SubGranted SubscriptionState = "granted"
+	// SubRejected: the user rejected the template.
+	SubRejected SubscriptionState = "rejected"
+	// SubExhausted: the platform answered 43101, no grant left.
+	SubExhausted SubscriptionState = "exhausted"
+)
+
+// Subscription is the ledger's state of one template for one user.
+type Subscription struct {
+	Template string
+	State    SubscriptionState
+	Grants   int       // known one-time grants left, for SubGranted
+	Since    time.Time // when the state last changed; zero for SubUnknown
+}
+
+// LedgerEvent is a subscription event as the ledger applies it.
+type LedgerEvent struct {
+	// ID identifies the event (its Nats-Msg-Id): applying one twice
+	// changes the ledger once.
+	ID string
+	// Accept is true for an accept, false for a reject.
+	Accept bool
+	// At is when the user acted (the push's CreateTime). An event older
+	// than the state it would change is recorded but changes nothing: a
+	// late accept does not undo a later reject or 43101, nor a late reject
+	// a later accept.
+	At time.Time
+}
+
+// HistoryEntry is one change of a user's ledger, newest first, as
+// `herald subscriptions show` lists it.
+type HistoryEntry struct {
+	At       time.Time
+	Template string
+	What     string // accept, reject, sent, 43101, stale accept, ...
+}
+
+// MsgRef is what a platform message id stands for: the delivered job it
+// was sent for, and the platform's final result once it reported one.
+type MsgRef struct {
+	Platform, App          string
+	ID, TemplateID, ToUser string
+	SentAt                 time.Time
+	// Status is "" until the final result is joined, then
+	// job.StatusDelivered or job.StatusFailed.
+	Status, ErrorCode, ErrorStatus string
+	StatusAt                       time.Time
+}
+
+// JobState is what the store knows of one job, for `herald jobs show`.
+type JobState struct {
+	State    string // "" (unknown), "lease", "idle", "sent" or "dead"
+	Owner    string // the delivery holding the lease
+	Attempts int
+	First    time.Time
+	Sent     SentRecord // for "sent"
+	Decision Decision   // for "dead"
+}
+
+// Ledger is the subscription ledger's side of a Store, and what herald's
+// commands read of a job. Stores the worker runs with in observe or
+// enforce mode implement it.
+type Ledger interface {
+	// Apply applies a popup or change event; it reports false for one
+	// applied before.
+	Apply(ctx context.Context, k SubscriptionKey, ev LedgerEvent) (bool, error)
+	// Exhaust records a 43101 answer at at.
+	Exhaust(ctx context.Context, k SubscriptionKey, at time.Time) error
+	// Join looks up the job a platform message id was sent for and
+	// records its final result; false when no delivered job matches.
+	Join(ctx context.Context, platform, app, msgID string, result MsgRef) (MsgRef, bool, error)
+	// Subscriptions lists a user's states for templates (all the ledger
+	// holds when none is given), and the latest changes.
+	Subscriptions(ctx context.Context, platform, app, user string, templates ...string) ([]Subscription, []HistoryEntry, error)
+	// Job reads one job's state, and what its message id stands for.
+	Job(ctx context.Context, key string) (JobState, MsgRef, error)
 }

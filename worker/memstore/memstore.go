@@ -19,9 +19,13 @@ type Store struct {
 	lastSweep time.Time
 	jobs      map[string]*state
 	tats      map[string]time.Time // GCRA theoretical arrival times
+	ledger    ledger
 }
 
-var _ worker.Store = (*Store)(nil)
+var (
+	_ worker.Store  = (*Store)(nil)
+	_ worker.Ledger = (*Store)(nil)
+)
 
 type state struct {
 	sent     bool
@@ -40,7 +44,7 @@ func New(now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{now: now, jobs: map[string]*state{}, tats: map[string]time.Time{}}
+	return &Store{now: now, jobs: map[string]*state{}, tats: map[string]time.Time{}, ledger: newLedger()}
 }
 
 func (s *Store) get(key string, now time.Time) *state {
@@ -62,6 +66,10 @@ func (s *Store) Admit(_ context.Context, c worker.Claim) (worker.Admission, erro
 	now := s.now()
 	s.sweep(now)
 	st := s.get(c.Key, now)
+	var sub worker.Subscription
+	if c.Subscription != nil {
+		sub = s.ledger.get(*c.Subscription)
+	}
 	if st != nil && st.sent {
 		return worker.Admission{Status: worker.AlreadySent, Attempts: st.sentAs.Attempts, Sent: st.sentAs}, nil
 	}
@@ -93,7 +101,7 @@ func (s *Store) Admit(_ context.Context, c worker.Claim) (worker.Admission, erro
 	st.owner = c.Owner
 	st.leaseEnd = now.Add(wait + c.Lease)
 	st.expires = now.Add(c.TTL)
-	return worker.Admission{Status: worker.Claimed, Wait: wait, Attempts: st.attempts, FirstAttempt: st.first}, nil
+	return worker.Admission{Status: worker.Claimed, Wait: wait, Attempts: st.attempts, FirstAttempt: st.first, Subscription: sub}, nil
 }
 
 // MarkSent implements [worker.Store].
@@ -106,6 +114,15 @@ func (s *Store) MarkSent(_ context.Context, key string, ttl time.Duration, d wor
 		st = &state{first: now}
 		s.jobs[key] = st
 	}
+	if d.Take != nil {
+		s.ledger.take(*d.Take, d.At)
+	}
+	if d.Ref != nil && d.MsgID != "" && d.RefTTL > 0 {
+		r := *d.Ref
+		r.SentAt = d.At
+		s.ledger.remember(d.MsgID, r, now.Add(d.RefTTL))
+	}
+	d.Take, d.Ref, d.RefTTL = nil, nil, 0
 	st.sent, st.owner, st.expires, st.sentAs = true, "", now.Add(ttl), d
 	return nil
 }
@@ -184,6 +201,17 @@ func (s *Store) sweep(now time.Time) {
 	for k, tat := range s.tats {
 		if tat.Before(now) {
 			delete(s.tats, k)
+		}
+	}
+	// Events are redelivered at most while the stream keeps them.
+	for id, at := range s.ledger.applied {
+		if now.Sub(at) > 31*24*time.Hour {
+			delete(s.ledger.applied, id)
+		}
+	}
+	for k, r := range s.ledger.refs {
+		if now.After(r.expires) {
+			delete(s.ledger.refs, k)
 		}
 	}
 }

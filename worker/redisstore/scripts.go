@@ -9,6 +9,13 @@ const (
 	opFail     = "fail"
 	opRelease  = "release"
 	opDecide   = "decide"
+
+	opSubGet     = "sub_get"
+	opSubTake    = "sub_take"
+	opSubApply   = "sub_apply"
+	opSubExhaust = "sub_exhaust"
+	opRefPut     = "ref_put"
+	opRefJoin    = "ref_join"
 )
 
 // batchScript runs a batch of job operations in order. A script runs
@@ -63,6 +70,51 @@ const (
 //	ARGV  ttl ms (restored if the hash lost its expiry), reason, code,
 //	      message, field, attempts
 //	reply 1
+//
+// The subscription ledger keeps one hash per user (platform, app, user):
+// a field per template holding "state|grants|since µs", state g
+// (granted), r (rejected) or x (exhausted); beside it a sorted set of the
+// events applied (by id, scored by time, trimmed to the events' max age)
+// and a list of the latest changes ("at µs|what|template"). A state older
+// than the change an event or answer would make is left as it is.
+//
+// sub_get reads one template's state; "" for none.
+//
+//	KEYS  user hash
+//	ARGV  template
+//	reply "state|grants|since µs" or ""
+//
+// sub_take takes a grant for a delivered job; a rejected or exhausted
+// state becomes granted with none left (the delivery proves a grant), an
+// unknown one stays unknown.
+//
+//	KEYS  user hash, history list
+//	ARGV  template, at µs, ttl ms
+//	reply 1
+//
+// sub_apply applies a popup or change event once.
+//
+//	KEYS  user hash, applied events set, history list
+//	ARGV  template, 1 accept / 0 reject, at µs, event id, ttl ms, events max age µs
+//	reply 1 applied, 0 applied before
+//
+// sub_exhaust records a 43101 answer.
+//
+//	KEYS  user hash, history list
+//	ARGV  template, at µs, ttl ms
+//	reply 1
+//
+// ref_put remembers what a platform message id stands for.
+//
+//	KEYS  ref key
+//	ARGV  value, ttl ms
+//	reply 1
+//
+// ref_join appends a final result to a remembered message id, once.
+//
+//	KEYS  ref key
+//	ARGV  result
+//	reply the value, or false when none is remembered
 var batchScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -141,6 +193,92 @@ local function decide(job, ttl, reason, code, message, field, attempts)
   return 1
 end
 
+local function subParse(v)
+  if not v then return nil, 0, 0 end
+  local s, n, t = string.match(v, '^(%a)|(%d+)|(%d+)$')
+  return s, tonumber(n) or 0, tonumber(t) or 0
+end
+
+local function subSet(user, hist, template, s, n, t, what, at, ttl)
+  redis.call('HSET', user, template, s .. '|' .. n .. '|' .. string.format('%.0f', t))
+  redis.call('PEXPIRE', user, ttl)
+  redis.call('LPUSH', hist, string.format('%.0f', at) .. '|' .. what .. '|' .. template)
+  redis.call('LTRIM', hist, 0, 19)
+  redis.call('PEXPIRE', hist, ttl)
+end
+
+local function subNote(hist, template, what, at, ttl)
+  redis.call('LPUSH', hist, string.format('%.0f', at) .. '|' .. what .. '|' .. template)
+  redis.call('LTRIM', hist, 0, 19)
+  redis.call('PEXPIRE', hist, ttl)
+end
+
+local function subGet(user, template)
+  return redis.call('HGET', user, template) or ''
+end
+
+local function subTake(user, hist, template, at, ttl)
+  at = tonumber(at)
+  local s, n, t = subParse(redis.call('HGET', user, template))
+  if not s then return 1 end
+  if s == 'g' then
+    if n > 0 then n = n - 1 end
+  else
+    s, n, t = 'g', 0, at
+  end
+  subSet(user, hist, template, s, n, t, 'sent', at, ttl)
+  return 1
+end
+
+local function subApply(user, evs, hist, template, accept, at, id, ttl, maxAge)
+  at = tonumber(at)
+  if redis.call('ZSCORE', evs, id) then return 0 end
+  redis.call('ZADD', evs, at, id)
+  redis.call('ZREMRANGEBYSCORE', evs, '-inf', now - tonumber(maxAge))
+  redis.call('PEXPIRE', evs, ttl)
+  local s, n, t = subParse(redis.call('HGET', user, template))
+  if accept == '1' then
+    if (s == 'r' or s == 'x') and t > at then
+      subNote(hist, template, 'stale accept', at, ttl)
+      return 1
+    end
+    if s ~= 'g' then n = 0 end
+    if at > t then t = at end
+    subSet(user, hist, template, 'g', n + 1, t, 'accept', at, ttl)
+  elseif s == 'g' and t > at then
+    subNote(hist, template, 'stale reject', at, ttl)
+  else
+    subSet(user, hist, template, 'r', 0, at, 'reject', at, ttl)
+  end
+  return 1
+end
+
+local function subExhaust(user, hist, template, at, ttl)
+  at = tonumber(at)
+  local s, n, t = subParse(redis.call('HGET', user, template))
+  if s == 'g' and t > at then
+    subNote(hist, template, 'stale 43101', at, ttl)
+    return 1
+  end
+  subSet(user, hist, template, 'x', 0, at, '43101', at, ttl)
+  return 1
+end
+
+local function refPut(ref, value, ttl)
+  redis.call('SET', ref, value, 'PX', ttl)
+  return 1
+end
+
+local function refJoin(ref, result)
+  local v = redis.call('GET', ref)
+  if not v then return false end
+  if not string.find(v, '\30', 1, true) then
+    v = v .. '\30' .. result
+    redis.call('SET', ref, v, 'KEEPTTL')
+  end
+  return v
+end
+
 local results = {}
 local k, a = 1, 1
 while a <= #ARGV do
@@ -161,6 +299,24 @@ while a <= #ARGV do
   elseif name == 'decide' then
     ok, res = pcall(decide, KEYS[k], unpack(ARGV, a + 1, a + 6))
     k, a = k + 1, a + 7
+  elseif name == 'sub_get' then
+    ok, res = pcall(subGet, KEYS[k], ARGV[a + 1])
+    k, a = k + 1, a + 2
+  elseif name == 'sub_take' then
+    ok, res = pcall(subTake, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 3))
+    k, a = k + 2, a + 4
+  elseif name == 'sub_apply' then
+    ok, res = pcall(subApply, KEYS[k], KEYS[k + 1], KEYS[k + 2], unpack(ARGV, a + 1, a + 6))
+    k, a = k + 3, a + 7
+  elseif name == 'sub_exhaust' then
+    ok, res = pcall(subExhaust, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 3))
+    k, a = k + 2, a + 4
+  elseif name == 'ref_put' then
+    ok, res = pcall(refPut, KEYS[k], ARGV[a + 1], ARGV[a + 2])
+    k, a = k + 1, a + 3
+  elseif name == 'ref_join' then
+    ok, res = pcall(refJoin, KEYS[k], ARGV[a + 1])
+    k, a = k + 1, a + 2
   else
     return redis.error_reply('unknown operation ' .. name)
   end

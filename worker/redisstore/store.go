@@ -19,6 +19,7 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration // used by Fail when a job hash lost its expiry
+	subTTL time.Duration // how long a user's ledger outlives its last change
 	clock  clockOffset   // maps the batches' TIME onto the local clock
 	health string        // this store's health key, which Ping writes
 
@@ -45,6 +46,10 @@ type Config struct {
 	MaxBatch int
 	// DedupTTL is the job state lifetime Fail restores if it was lost.
 	DedupTTL time.Duration
+	// LedgerTTL is how long a user's subscription ledger outlives its last
+	// change; default 180 days. One-time grants never expire on WeChat,
+	// but a user unseen for half a year is as good as unknown.
+	LedgerTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -60,6 +65,9 @@ func (c *Config) setDefaults() {
 	if c.DedupTTL <= 0 {
 		c.DedupTTL = 24 * time.Hour
 	}
+	if c.LedgerTTL <= 0 {
+		c.LedgerTTL = 180 * 24 * time.Hour
+	}
 }
 
 // New returns a Store on rdb and starts its flushers; Close stops them.
@@ -71,6 +79,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 		prefix: cfg.Prefix,
 		health: cfg.Prefix + "health:" + rand.Text(),
 		ttl:    cfg.DedupTTL,
+		subTTL: cfg.LedgerTTL,
 		ops:    make(chan *op, 2*cfg.Flushers*cfg.MaxBatch),
 		stop:   make(chan struct{}),
 	}
@@ -114,10 +123,21 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 		interval = int64(float64(time.Second/time.Microsecond) / c.Limit.PerSecond)
 		burst = max(c.Limit.Burst, 1)
 	}
-	res, ran, err := s.do(ctx, keys, opAdmit,
+	admit := newOp(keys, opAdmit,
 		c.Owner, c.Lease.Microseconds(), c.TTL.Milliseconds(), interval, burst, c.MaxWait.Microseconds())
-	if err != nil {
+	ops := []*op{admit}
+	if k := c.Subscription; k != nil {
+		state, _, _ := s.userKeys(k.Platform, k.App, k.User)
+		ops = append(ops, newOp([]string{state}, opSubGet, k.Template))
+	}
+	if err := s.doOps(ctx, ops...); err != nil {
 		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
+	}
+	res, ran := admit.res, admit.ran
+	var sub worker.Subscription
+	if c.Subscription != nil {
+		v, _ := ops[1].res.(string)
+		sub = parseSub(c.Subscription.Template, v)
 	}
 	v, err := ints(res, 4)
 	if err != nil {
@@ -132,8 +152,9 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	a := worker.Admission{
 		Status: worker.AdmitStatus(v[0]),
 		// The wait counts from when the batch ran, not from now.
-		Wait:     max(time.Until(ran.Add(time.Duration(v[1])*time.Microsecond)), 0),
-		Attempts: int(v[2]),
+		Wait:         max(time.Until(ran.Add(time.Duration(v[1])*time.Microsecond)), 0),
+		Attempts:     int(v[2]),
+		Subscription: sub,
 	}
 	if v[3] > 0 {
 		a.FirstAttempt = time.UnixMicro(v[3])
@@ -184,8 +205,13 @@ func (s *Store) Decide(ctx context.Context, key, _ string, d worker.Decision) er
 
 // MarkSent implements [worker.Store].
 func (s *Store) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.SentRecord) error {
-	if _, _, err := s.do(ctx, []string{s.JobKey(key)}, opMarkSent, ttl.Milliseconds(),
-		d.Seq, d.MsgID, d.Attempts, d.At.UnixMicro()); err != nil {
+	ops, err := s.sentOps(key, d)
+	if err != nil {
+		return err
+	}
+	ops = append([]*op{newOp([]string{s.JobKey(key)}, opMarkSent, ttl.Milliseconds(),
+		d.Seq, d.MsgID, d.Attempts, d.At.UnixMicro())}, ops...)
+	if err := s.doOps(ctx, ops...); err != nil {
 		return fmt.Errorf("mark sent %s: %w", key, err)
 	}
 	return nil
@@ -262,28 +288,54 @@ type op struct {
 
 var errClosed = errors.New("redis store closed")
 
+// newOp is one operation: its keys, and its name followed by its
+// arguments.
+func newOp(keys []string, args ...any) *op {
+	return &op{keys: keys, args: args, done: make(chan struct{})}
+}
+
 // do hands one operation to the flushers and waits for its result and the
 // local time its batch ran at: keys are the operation's keys, args its name
 // followed by its arguments.
 func (s *Store) do(ctx context.Context, keys []string, args ...any) (any, time.Time, error) {
-	o := &op{keys: keys, args: args, done: make(chan struct{})}
+	o := newOp(keys, args...)
+	err := s.doOps(ctx, o)
+	return o.res, o.ran, err
+}
+
+// doOps hands operations to the flushers together (they usually share a
+// batch) and waits for every one; the error is the first one's that
+// failed.
+func (s *Store) doOps(ctx context.Context, ops ...*op) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, time.Time{}, errClosed
+		return errClosed
 	}
-	select {
-	case s.ops <- o:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return nil, time.Time{}, ctx.Err()
+	for i, o := range ops {
+		select {
+		case s.ops <- o:
+		case <-ctx.Done():
+			s.mu.RUnlock()
+			// The ones handed over complete by themselves.
+			for _, sent := range ops[:i] {
+				<-sent.done
+			}
+			return ctx.Err()
+		}
 	}
 	s.mu.RUnlock()
-	// Once handed over the op always completes: the flusher's command is
+	// Once handed over an op always completes: the flusher's command is
 	// bounded by the client's timeouts. Waiting for it keeps the caller from
 	// acting while its operation may still change state.
-	<-o.done
-	return o.res, o.ran, o.err
+	var err error
+	for _, o := range ops {
+		<-o.done
+		if err == nil {
+			err = o.err
+		}
+	}
+	return err
 }
 
 func (s *Store) flushLoop(maxBatch int) {

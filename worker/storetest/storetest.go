@@ -19,6 +19,7 @@ func Run(t *testing.T, newStore func(t *testing.T) worker.Store) {
 	t.Run("expired lease", func(t *testing.T) { expiredLease(t, newStore(t)) })
 	t.Run("rate limit", func(t *testing.T) { rateLimit(t, newStore(t)) })
 	t.Run("decided", func(t *testing.T) { decided(t, newStore(t)) })
+	t.Run("ledger", func(t *testing.T) { ledger(t, newStore(t)) })
 }
 
 // decided: a dead letter that could not be stored is remembered with the
@@ -178,5 +179,96 @@ func rateLimit(t *testing.T, s worker.Store) {
 	}
 	if a, _ := s.Admit(ctx, claim("wechat:default:late", "o2")); a.Status != worker.Claimed {
 		t.Fatalf("a throttled Admit must not take the lease: %+v", a)
+	}
+}
+
+// ledger: every transition of contract section 7, events twice and out
+// of order, and the message id join.
+func ledger(t *testing.T, s worker.Store) {
+	l, ok := s.(worker.Ledger)
+	if !ok {
+		t.Fatalf("%T is no worker.Ledger", s)
+	}
+	ctx := context.Background()
+	k := worker.SubscriptionKey{Platform: "wechat", App: "default", User: "oUser\r\n1", Template: "TPL"}
+	at := func(sec int) time.Time { return time.Unix(1_800_000_000+int64(sec), 0) }
+	state := func(want worker.SubscriptionState, grants int, what string) {
+		t.Helper()
+		subs, _, err := l.Subscriptions(ctx, k.Platform, k.App, k.User, k.Template)
+		if err != nil || len(subs) != 1 || subs[0].State != want || subs[0].Grants != grants {
+			t.Fatalf("%s: subscription %+v, %v; want %s with %d grants", what, subs, err, want, grants)
+		}
+		// The admission reads the same state.
+		c := claim("wechat:default:probe-"+what, "probe")
+		c.Subscription = &k
+		a, err := s.Admit(ctx, c)
+		if err != nil || a.Subscription.State != want || a.Subscription.Grants != grants {
+			t.Fatalf("%s: admission's subscription %+v, %v; want %s with %d", what, a.Subscription, err, want, grants)
+		}
+	}
+	apply := func(id string, accept bool, sec int, wantApplied bool) {
+		t.Helper()
+		got, err := l.Apply(ctx, k, worker.LedgerEvent{ID: id, Accept: accept, At: at(sec)})
+		if err != nil || got != wantApplied {
+			t.Fatalf("Apply %s = %v, %v; want %v", id, got, err, wantApplied)
+		}
+	}
+	sent := func(key, msgID string, sec int) {
+		t.Helper()
+		r := worker.SentRecord{Seq: 1, MsgID: msgID, Attempts: 1, At: at(sec), Take: &k,
+			Ref: &worker.MsgRef{Platform: k.Platform, App: k.App, ID: key, TemplateID: k.Template, ToUser: k.User}, RefTTL: time.Hour}
+		if err := s.MarkSent(ctx, "wechat:default:"+key, time.Hour, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	state(worker.SubUnknown, 0, "unknown")
+	sent("before", "100", 5) // a delivery says nothing of an unknown user's grants
+	state(worker.SubUnknown, 0, "unknown after a delivery")
+	apply("e1", true, 10, true)
+	apply("e1", true, 10, false) // the same event again
+	state(worker.SubGranted, 1, "one accept")
+	apply("e2", true, 11, true)
+	state(worker.SubGranted, 2, "two accepts")
+	sent("j1", "101", 12)
+	state(worker.SubGranted, 1, "a grant taken")
+	sent("j2", "102", 13)
+	sent("j3", "103", 14) // never below 0
+	state(worker.SubGranted, 0, "grants used up")
+	if err := l.Exhaust(ctx, k, at(15)); err != nil {
+		t.Fatal(err)
+	}
+	state(worker.SubExhausted, 0, "43101")
+	apply("e3", true, 9, true) // an accept from before the 43101, late
+	state(worker.SubExhausted, 0, "a stale accept")
+	apply("e4", true, 20, true)
+	state(worker.SubGranted, 1, "a new accept")
+	apply("e5", false, 21, true)
+	state(worker.SubRejected, 0, "a reject")
+	apply("e6", true, 19, true) // older than the reject
+	state(worker.SubRejected, 0, "an accept older than the reject")
+	sent("j4", "104", 22) // a delivery proves a grant
+	state(worker.SubGranted, 0, "delivered while held rejected")
+	apply("e7", false, 18, true) // a reject from before the delivery
+	state(worker.SubGranted, 0, "a stale reject")
+
+	subs, hist, err := l.Subscriptions(ctx, k.Platform, k.App, k.User)
+	if err != nil || len(subs) != 1 || subs[0].Template != "TPL" || len(hist) == 0 || hist[0].Template != "TPL" {
+		t.Fatalf("Subscriptions without templates = %+v, history %+v, %v", subs, hist, err)
+	}
+
+	ref, ok, err := l.Join(ctx, "wechat", "default", "101", worker.MsgRef{Status: "delivered", ErrorCode: "0", StatusAt: at(30)})
+	if err != nil || !ok || ref.ID != "j1" || ref.ToUser != k.User || ref.TemplateID != "TPL" || !ref.SentAt.Equal(at(12)) {
+		t.Fatalf("Join 101 = %+v, %v, %v; want job j1", ref, ok, err)
+	}
+	if _, ok, err := l.Join(ctx, "wechat", "default", "999", worker.MsgRef{Status: "failed"}); ok || err != nil {
+		t.Fatalf("Join of an unknown msgid = %v, %v; want no match", ok, err)
+	}
+	js, jref, err := l.Job(ctx, "wechat:default:j1")
+	if err != nil || js.State != "sent" || js.Sent.MsgID != "101" || jref.Status != "delivered" || !jref.StatusAt.Equal(at(30)) {
+		t.Fatalf("Job j1 = %+v, %+v, %v; want sent with its joined status", js, jref, err)
+	}
+	if js, _, err := l.Job(ctx, "wechat:default:nobody"); err != nil || js.State != "" {
+		t.Fatalf("Job of an unknown key = %+v, %v", js, err)
 	}
 }
