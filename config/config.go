@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,8 +58,10 @@ type Config struct {
 	Redis    Redis    `yaml:"redis"`
 	Worker   Worker   `yaml:"worker"`
 	Receiver Receiver `yaml:"receiver"`
-	Retry    Retry    `yaml:"retry"`
-	Dedup    Dedup    `yaml:"dedup"`
+	// Subscriptions is the subscription ledger (contract sections 7, 8).
+	Subscriptions Subscriptions `yaml:"subscriptions"`
+	Retry         Retry         `yaml:"retry"`
+	Dedup         Dedup         `yaml:"dedup"`
 	// RateLimits are shared by all replicas; see [Config.RateLimit] for
 	// which rule applies to a job. None by default.
 	RateLimits []RateLimit `yaml:"rate_limits"`
@@ -290,6 +293,66 @@ type WeChatApp struct {
 	TokenEndpoint string `yaml:"token_endpoint"`
 	// Push is the app's message push settings, for herald receiver.
 	Push WeChatPush `yaml:"push"`
+	// LongTermTemplates are the app's long-term subscription templates:
+	// sending never takes a grant of theirs from the ledger.
+	LongTermTemplates []string `yaml:"long_term_templates"`
+}
+
+// Subscription ledger modes ([Subscriptions.Mode]).
+const (
+	SubscriptionsOff     = "off"
+	SubscriptionsObserve = "observe"
+	SubscriptionsEnforce = "enforce"
+)
+
+// Subscriptions configures the subscription ledger the workers keep from
+// the events herald receiver stores, and the delivery status they derive.
+type Subscriptions struct {
+	// Mode is SubscriptionsOff (no ledger, no consumer),
+	// SubscriptionsObserve (the ledger is kept; a metric counts the jobs
+	// enforce would skip) or SubscriptionsEnforce (a job for a user who
+	// rejected the template or has no grant left is dead-lettered as
+	// user_refused, code no_subscription, without a call). Default:
+	// observe when some app has push settings, else off
+	// ([Config.SubscriptionMode]).
+	Mode string `yaml:"mode"`
+	// TrustCounts makes enforce skip a granted user with no known grant
+	// left, too. Default false: grants accumulate unseen (an accept whose
+	// push was lost), so only the platform's 43101 is trusted.
+	TrustCounts bool `yaml:"trust_counts"`
+	// StatusTTL is how long a delivered job's message id is remembered for
+	// its final result (the sent event) to be joined. Default 24h.
+	StatusTTL time.Duration `yaml:"status_ttl"`
+	// LedgerTTL is how long a user's ledger outlives its last change.
+	// Default 180d.
+	LedgerTTL time.Duration `yaml:"ledger_ttl"`
+	// Consumer is the durable consumer the workers share on the
+	// subscriptions stream. Default herald-ledger.
+	Consumer string `yaml:"consumer"`
+}
+
+// SubscriptionMode is the ledger's mode: Subscriptions.Mode, or when it is
+// empty, observe if some app has push settings and off otherwise.
+func (c *Config) SubscriptionMode() string {
+	if c.Subscriptions.Mode != "" {
+		return c.Subscriptions.Mode
+	}
+	for _, app := range c.Apps {
+		if app.WeChat != nil && app.WeChat.Push.Token != "" {
+			return SubscriptionsObserve
+		}
+	}
+	return SubscriptionsOff
+}
+
+// LongTerm reports whether templateID is one of app's long-term templates
+// on platform.
+func (c *Config) LongTerm(platform, app, templateID string) bool {
+	a, ok := c.Apps[app]
+	if !ok || platform != PlatformWeChat || a.WeChat == nil {
+		return false
+	}
+	return slices.Contains(a.WeChat.LongTermTemplates, templateID)
 }
 
 // WeChatPush is what the mini-program's "message push" console settings
@@ -368,6 +431,11 @@ func Default() *Config {
 			Randomization:   0.2,
 		},
 		Dedup: Dedup{TTL: 24 * time.Hour},
+		Subscriptions: Subscriptions{
+			StatusTTL: 24 * time.Hour,
+			LedgerTTL: 180 * day,
+			Consumer:  "herald-ledger",
+		},
 	}
 }
 

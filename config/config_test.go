@@ -222,6 +222,9 @@ func TestContractExample(t *testing.T) {
 			MaxPendingReceipts: 100_000,
 		},
 		Receiver: config.Receiver{HTTPAddr: ":8081", PathPrefix: "/wechat/"},
+		Subscriptions: config.Subscriptions{
+			StatusTTL: 24 * time.Hour, LedgerTTL: 180 * 24 * time.Hour, Consumer: "herald-ledger",
+		},
 		Retry: config.Retry{
 			InitialInterval: time.Second,
 			MaxInterval:     5 * time.Minute,

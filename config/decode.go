@@ -275,6 +275,17 @@ func setScalar(v reflect.Value, s string) error {
 			return fmt.Errorf("want a number, not %s", quote(s))
 		}
 		v.SetFloat(f)
+	case v.Kind() == reflect.Bool:
+		// YAML's own spellings of a bool, and no others: "yes" or "on"
+		// would mean one thing here and another to YAML 1.1 readers.
+		switch s {
+		case "true", "True", "TRUE":
+			v.SetBool(true)
+		case "false", "False", "FALSE":
+			v.SetBool(false)
+		default:
+			return fmt.Errorf("want true or false, not %s", quote(s))
+		}
 	default:
 		return fmt.Errorf("cannot set a %s", v.Type())
 	}

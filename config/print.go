@@ -84,6 +84,8 @@ func encode(v reflect.Value, inList bool) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Value: strconv.FormatInt(v.Int(), 10)}
 	case reflect.Float64:
 		return &yaml.Node{Kind: yaml.ScalarNode, Value: strconv.FormatFloat(v.Float(), 'g', -1, 64)}
+	case reflect.Bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: strconv.FormatBool(v.Bool())}
 	default:
 		return str(v.String())
 	}

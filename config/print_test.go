@@ -67,6 +67,12 @@ worker:
 receiver:
   http_addr: :8081
   path_prefix: /wechat/
+subscriptions:
+  mode: ""
+  trust_counts: false
+  status_ttl: 24h
+  ledger_ttl: 180d
+  consumer: herald-ledger
 retry:
   initial_interval: 1s
   max_interval: 5m

@@ -33,6 +33,7 @@ func (c *Config) problems() []error {
 	c.Redis.validate(&p)
 	c.Worker.validate(&p)
 	c.Receiver.validate(&p)
+	c.Subscriptions.validate(&p)
 	c.Retry.validate(&p)
 	if c.Dedup.TTL <= 0 {
 		p.add("dedup.ttl", "must be positive")
@@ -182,6 +183,25 @@ func validateAddr(p *problems, key, addr, example string) {
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n >= 0 && n <= 65535
+}
+
+func (s *Subscriptions) validate(p *problems) {
+	switch s.Mode {
+	case "", SubscriptionsOff, SubscriptionsObserve, SubscriptionsEnforce:
+	default:
+		p.add("subscriptions.mode", "must be off, observe or enforce")
+	}
+	if s.StatusTTL <= 0 {
+		p.add("subscriptions.status_ttl", "must be positive")
+	}
+	if s.LedgerTTL <= 0 {
+		p.add("subscriptions.ledger_ttl", "must be positive")
+	}
+	if s.Consumer == "" {
+		p.add("subscriptions.consumer", "required")
+	} else if strings.ContainsAny(s.Consumer, " \t\r\n.*>/\\") {
+		p.add("subscriptions.consumer", "must not contain white space, '.', '*', '>', '/' or '\\'")
+	}
 }
 
 func (r *Retry) validate(p *problems) {

@@ -21,6 +21,11 @@ type Topology struct {
 	// stores (notify.subscription.>), with a duplicate window of
 	// [SubscriptionsDuplicateWindow]. NOTIFY_SUBSCRIPTIONS.
 	SubscriptionsStream string
+	// LedgerConsumer is the durable pull consumer on SubscriptionsStream
+	// the workers keep the subscription ledger from (herald-ledger); empty
+	// when the ledger is off. With it, EventsStream also takes the delivery
+	// status events (notify.status.>).
+	LedgerConsumer string
 
 	Replicas            int           // stream replicas: 1, or 3 in a cluster
 	DuplicateWindow     time.Duration // 2m
@@ -86,7 +91,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		out = append(out, jetstream.StreamConfig{
 			Name:        t.EventsStream,
 			Description: "herald delivery receipts",
-			Subjects:    []string{job.SentRoot + ".>"},
+			Subjects:    t.eventSubjects(),
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    t.Replicas,
@@ -95,6 +100,15 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		})
 	}
 	return append(out, t.SubscriptionsStreamConfig())
+}
+
+// eventSubjects are the events stream's subjects: receipts, and the
+// delivery status when the ledger is on.
+func (t Topology) eventSubjects() []string {
+	if t.LedgerConsumer == "" {
+		return []string{job.SentRoot + ".>"}
+	}
+	return []string{job.SentRoot + ".>", job.StatusRoot + ".>"}
 }
 
 // SubscriptionsStreamConfig is the configuration of the subscriptions
@@ -128,8 +142,42 @@ func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Apply creates or updates the streams and the consumer so they match t. It
-// is idempotent and reports what it did.
+// LedgerConsumerConfig is the durable pull consumer the workers share on
+// the subscriptions stream. Events are few and each is applied at once,
+// so a short ack wait redelivers one whose replica died soon.
+func (t Topology) LedgerConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.LedgerConsumer,
+		Description:   "herald subscription ledger",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       t.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      t.Replicas,
+	}
+}
+
+// consumers are the durable consumers of t, each with its stream.
+func (t Topology) consumers() []struct {
+	stream string
+	cfg    jetstream.ConsumerConfig
+} {
+	out := []struct {
+		stream string
+		cfg    jetstream.ConsumerConfig
+	}{{t.SendStream, t.ConsumerConfig()}}
+	if t.LedgerConsumer != "" {
+		out = append(out, struct {
+			stream string
+			cfg    jetstream.ConsumerConfig
+		}{t.SubscriptionsStream, t.LedgerConsumerConfig()})
+	}
+	return out
+}
+
+// Apply creates or updates the streams and the consumers so they match t.
+// It is idempotent and reports what it did.
 func (t Topology) Apply(ctx context.Context, js jetstream.JetStream) ([]Change, error) {
 	var changes []Change
 	for _, cfg := range t.Streams() {
@@ -139,28 +187,38 @@ func (t Topology) Apply(ctx context.Context, js jetstream.JetStream) ([]Change, 
 		}
 		changes = append(changes, c)
 	}
+	for _, c := range t.consumers() {
+		ch, err := applyConsumer(ctx, js, c.stream, c.cfg)
+		if err != nil {
+			return changes, err
+		}
+		changes = append(changes, ch)
+	}
+	return changes, nil
+}
 
-	cfg := t.ConsumerConfig()
-	action := "created"
-	c, err := js.Consumer(ctx, t.SendStream, cfg.Durable)
+// applyConsumer creates the durable consumer cfg on stream, or updates it
+// where it differs.
+func applyConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (Change, error) {
+	ch := Change{Kind: "consumer", Name: cfg.Durable, Action: "created"}
+	c, err := js.Consumer(ctx, stream, cfg.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		if _, err := js.CreateConsumer(ctx, t.SendStream, cfg); err != nil {
-			return changes, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+		if _, err := js.CreateConsumer(ctx, stream, cfg); err != nil {
+			return ch, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 		}
 	case err != nil:
-		return changes, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+		return ch, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	default:
-		action = "unchanged"
+		ch.Action = "unchanged"
 		if !sameConsumer(c.CachedInfo().Config, cfg) {
-			action = "updated"
-			if _, err := js.UpdateConsumer(ctx, t.SendStream, cfg); err != nil {
-				return changes, fmt.Errorf("update consumer %s: %w", cfg.Durable, err)
+			ch.Action = "updated"
+			if _, err := js.UpdateConsumer(ctx, stream, cfg); err != nil {
+				return ch, fmt.Errorf("update consumer %s: %w", cfg.Durable, err)
 			}
 		}
 	}
-	changes = append(changes, Change{Kind: "consumer", Name: cfg.Durable, Action: action})
-	return changes, nil
+	return ch, nil
 }
 
 // EnsureStream creates the stream called name from t when it is missing:

@@ -31,6 +31,10 @@ type metrics struct {
 
 	receiptsPending prometheus.Gauge
 	receiptsGivenUp prometheus.Counter
+
+	subscriptionSkips  *prometheus.CounterVec // platform, mode, state
+	subscriptionEvents *prometheus.CounterVec // platform, event, result
+	statusEvents       *prometheus.CounterVec // platform, status, matched
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,8 +82,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Delivery receipts never stored: more were pending than worker.max_pending_receipts, or the replica stopped with them pending.",
 		}),
 	}
+	m.subscriptionSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_subscription_skips_total",
+		Help: "Jobs the subscription ledger skips (mode enforce) or would skip (mode observe), by platform and state (rejected, exhausted, no_grants).",
+	}, []string{"platform", "mode", "state"})
+	m.subscriptionEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_subscription_events_total",
+		Help: "Subscription events the ledger took, by platform, event (popup, change, sent) and result (applied, duplicate, malformed, error).",
+	}, []string{"platform", "event", "result"})
+	m.statusEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_status_events_total",
+		Help: "Delivery status events published, by platform, status (delivered, failed) and whether a delivered job matched the message id.",
+	}, []string{"platform", "status", "matched"})
 	reg.MustRegister(m.jobs, m.sendSeconds, m.deadLetters, m.rateWaits, m.rateWaitSec,
-		m.inFlight, m.appPaused, m.storeUp, m.receiptsPending, m.receiptsGivenUp)
+		m.inFlight, m.appPaused, m.storeUp, m.receiptsPending, m.receiptsGivenUp,
+		m.subscriptionSkips, m.subscriptionEvents, m.statusEvents)
 	for _, p := range []string{job.WeChat, job.Alipay} {
 		m.rateWaits.WithLabelValues(p)
 		for _, r := range job.Reasons {

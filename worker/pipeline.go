@@ -29,7 +29,8 @@ type inflight struct {
 	decided  bool // the store holds the job's dead-letter decision
 	attempts int
 	first    time.Time
-	alert    bool // the provider asked for its failure to be logged at error level
+	alert    bool         // the provider asked for its failure to be logged at error level
+	sub      Subscription // the ledger's state of the recipient, when kept
 }
 
 // metricPlatform is the platform for labels and dead-letter subjects:
@@ -95,6 +96,9 @@ func (w *Worker) process(ctx context.Context, f *inflight) verdict {
 	if v, done := w.deadline(f); done {
 		return v
 	}
+	if v, done := w.subscribed(f); done {
+		return v
+	}
 	select {
 	case w.calls <- struct{}{}:
 	case <-ctx.Done():
@@ -143,6 +147,10 @@ func (w *Worker) admit(ctx context.Context, f *inflight) (verdict, bool) {
 			c.Limit = &l
 		}
 	}
+	if w.cfg.Subscriptions != SubscriptionsOff {
+		k := f.subscriptionKey()
+		c.Subscription = &k
+	}
 	adm, err := w.store.Admit(ctx, c)
 	if err != nil {
 		w.health.failed(err)
@@ -169,7 +177,7 @@ func (w *Worker) admit(ctx context.Context, f *inflight) (verdict, bool) {
 		w.m.rateWaits.WithLabelValues(f.j.Platform).Inc()
 		return heldBack(outcomeHeld, adm.Wait, "rate limited"), true
 	}
-	f.claimed, f.attempts, f.first = true, adm.Attempts, adm.FirstAttempt
+	f.claimed, f.attempts, f.first, f.sub = true, adm.Attempts, adm.FirstAttempt, adm.Subscription
 	if adm.Wait > 0 {
 		w.m.rateWaits.WithLabelValues(f.j.Platform).Inc()
 		w.m.rateWaitSec.Observe(adm.Wait.Seconds())
@@ -215,7 +223,9 @@ func (w *Worker) classify(ctx context.Context, f *inflight, route Route, g *gate
 		if dt.Message == "" && dt.Code == "" {
 			dt.Message = err.Error()
 		}
-		return verdict{kind: deadLetter, reason: dec.Reason, detail: dt, err: err}
+		// The platform says the user has no grant: the ledger learns it.
+		exhaust := dec.Reason == job.ReasonUserRefused && w.cfg.Subscriptions != SubscriptionsOff
+		return verdict{kind: deadLetter, reason: dec.Reason, detail: dt, err: err, exhaust: exhaust}
 	case retry.Throttle, retry.Pause:
 		f.attempts-- // holds spend no attempt
 		hold := g.pause(w.now(), dec.Delay, dec.Action.String())

@@ -70,6 +70,9 @@ type verdict struct {
 	// and the reason once it is reached.
 	limit     int
 	exhausted string
+	// exhaust: the platform said the user has no grant left (deadLetter);
+	// the ledger records it.
+	exhaust bool
 
 	err error // the failure, logged
 }
@@ -139,6 +142,17 @@ func (w *Worker) settleDelivered(ctx context.Context, f *inflight, v verdict) {
 	// even while shutting down.
 	markCtx := context.WithoutCancel(ctx)
 	sent := SentRecord{Seq: f.meta.Sequence.Stream, MsgID: v.result.MsgID, Attempts: f.attempts, At: w.now()}
+	if w.cfg.Subscriptions != SubscriptionsOff {
+		// One grant of a one-time template taken, and the message id kept
+		// for its final result: in the sent marker's batch.
+		if k := f.subscriptionKey(); w.cfg.LongTerm == nil || !w.cfg.LongTerm(k.Platform, k.App, k.Template) {
+			sent.Take = &k
+		}
+		if v.result.MsgID != "" {
+			sent.Ref = &MsgRef{Platform: f.j.Platform, App: f.j.App, ID: f.j.ID, TemplateID: f.j.TemplateID, ToUser: f.j.ToUser}
+			sent.RefTTL = w.cfg.StatusTTL
+		}
+	}
 	var err error
 	for i := range 3 {
 		if err = w.store.MarkSent(markCtx, f.j.Key(), w.cfg.DedupTTL, sent); err == nil {
@@ -168,6 +182,12 @@ func (w *Worker) settleDelivered(ctx context.Context, f *inflight, v verdict) {
 // platform again, and the job is handed back with a growing delay until it
 // is stored.
 func (w *Worker) settleDead(ctx context.Context, f *inflight, v verdict) {
+	if v.exhaust {
+		if err := w.ledger.Exhaust(context.WithoutCancel(ctx), f.subscriptionKey(), w.now()); err != nil {
+			w.health.failed(err)
+			f.logAt(zap.WarnLevel, "the ledger did not record the 43101", zap.Error(err))
+		}
+	}
 	dl := w.deadLetterOf(f, v.reason, v.detail)
 	if err := w.publishDead(ctx, f, dl); err != nil {
 		// Only a job that reached the store can have its decision kept; the

@@ -39,6 +39,22 @@ type Config struct {
 	// EnsureStream creates a stream of herald's from the config when it is
 	// missing (someone deleted it); nil leaves it missing.
 	EnsureStream func(ctx context.Context, name string) error
+	// Subscriptions is the subscription ledger's mode (contract section
+	// 7): "" is off. With observe or enforce the Store must be a Ledger.
+	Subscriptions SubscriptionMode
+	// TrustCounts makes enforce skip a granted user with no grant known to
+	// be left, as well as rejected and exhausted ones.
+	TrustCounts bool
+	// StatusTTL is how long a delivered job's message id is remembered for
+	// its final result to be joined; 24h.
+	StatusTTL time.Duration
+	// LongTerm reports the long-term templates, whose grants a send never
+	// takes; nil: none.
+	LongTerm func(platform, app, templateID string) bool
+	// SubscriptionsStream and LedgerConsumer are where the ledger's events
+	// come from (NOTIFY_SUBSCRIPTIONS, herald-ledger).
+	SubscriptionsStream string
+	LedgerConsumer      string
 	// KnownTemplate reports whether a template may be a metric label: one
 	// the config names. Any other is counted as "other", so producers
 	// cannot grow the metrics. nil: every template is "other".
@@ -92,6 +108,16 @@ func (c *Config) setDefaults() {
 	if c.EventsStream == "" {
 		c.EventsStream = "NOTIFY_EVENTS"
 	}
+	if c.Subscriptions == "" {
+		c.Subscriptions = SubscriptionsOff
+	}
+	def(&c.StatusTTL, 24*time.Hour)
+	if c.SubscriptionsStream == "" {
+		c.SubscriptionsStream = "NOTIFY_SUBSCRIPTIONS"
+	}
+	if c.LedgerConsumer == "" {
+		c.LedgerConsumer = "herald-ledger"
+	}
 	if c.MaxPendingReceipts <= 0 {
 		c.MaxPendingReceipts = 100_000
 	}
@@ -131,9 +157,29 @@ func (c Config) MaxUnacked() int {
 	return c.Concurrency + (c.PullBatch+1)/2 + c.PullBatch
 }
 
+// SubscriptionMode is what the worker does with the subscription ledger.
+type SubscriptionMode string
+
+// The ledger's modes (contract section 7).
+const (
+	// SubscriptionsOff keeps no ledger and runs no ledger consumer.
+	SubscriptionsOff SubscriptionMode = "off"
+	// SubscriptionsObserve keeps the ledger and skips nothing; a metric
+	// counts the jobs enforce would have skipped.
+	SubscriptionsObserve SubscriptionMode = "observe"
+	// SubscriptionsEnforce dead-letters, without a call, a job for a user
+	// who rejected the template or has no grant left.
+	SubscriptionsEnforce SubscriptionMode = "enforce"
+)
+
 // Validate reports a config the worker cannot run with.
 func (c *Config) Validate() error {
 	var errs []error
+	switch c.Subscriptions {
+	case SubscriptionsOff, SubscriptionsObserve, SubscriptionsEnforce:
+	default:
+		errs = append(errs, fmt.Errorf("subscription mode %q is not off, observe or enforce", c.Subscriptions))
+	}
 	if c.Instance == "" {
 		errs = append(errs, errors.New("instance is required"))
 	}
@@ -154,6 +200,7 @@ type Worker struct {
 	out     *outbox             // stores receipts
 	ensure  *ensurer            // creates deleted streams again
 	store   Store
+	ledger  Ledger // the store's ledger, when the mode is not off
 	senders map[Route]Sender
 	log     *zap.Logger
 	m       *metrics
@@ -214,6 +261,13 @@ func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Send
 		return newGate(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.BreakerMax, cfg.RequestTimeout+5*time.Second)
 	}}
 	w.health = newHealth(store, w.m, w.log)
+	if cfg.Subscriptions != SubscriptionsOff {
+		l, ok := store.(Ledger)
+		if !ok {
+			return nil, fmt.Errorf("subscription mode %s needs a store with a ledger; %T has none", cfg.Subscriptions, store)
+		}
+		w.ledger = l
+	}
 	w.pub = w.pubJS
 	// Receipts are published asynchronously on the publish connection:
 	// an answer that has not come within ReceiptWait is a failure, and the
@@ -267,6 +321,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	var outWG sync.WaitGroup
 	outWG.Go(w.out.answers)
 	outWG.Go(func() { w.out.retry(retryCtx) })
+	// The ledger's events stop with the pulling.
+	var ledgerWG sync.WaitGroup
+	if w.cfg.Subscriptions != SubscriptionsOff {
+		ledgerWG.Go(func() {
+			if err := w.runLedger(ctx); err != nil {
+				w.log.Error("subscription ledger stopped", zap.Error(err))
+			}
+		})
+	}
 
 	// A fixed pool of handlers, one per message the worker may hold. Each
 	// pulls its next message itself, when it is free: no dispatcher
@@ -309,6 +372,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelJobs(ErrShutdownGrace)
 		<-done
 	}
+	ledgerWG.Wait()
 	// No handler publishes now. The receipts still due get what is left of
 	// the grace, and at least their answers' time.
 	stopRetry()

@@ -60,7 +60,12 @@ func newLogger(e *env, level, format string) (*zap.Logger, error) {
 }
 
 func topologyOf(cfg *config.Config) producer.Topology {
+	ledger := ""
+	if cfg.SubscriptionMode() != config.SubscriptionsOff {
+		ledger = cfg.Subscriptions.Consumer
+	}
 	return producer.Topology{
+		LedgerConsumer:      ledger,
 		SendStream:          cfg.NATS.Stream,
 		DeadStream:          cfg.NATS.DeadStream,
 		EventsStream:        cfg.NATS.EventsStream,
@@ -192,7 +197,7 @@ func newStores(cfg *config.Config, log *zap.Logger) (*stores, error) {
 			"covers many jobs, whose keys lie in different hash slots; use one server or Sentinel")
 	}
 	log.Info("redis", zap.String("mode", string(mode)), zap.String("url", redisTarget(cfg.Redis, mode)))
-	st := redisstore.New(rdb, redisstore.Config{DedupTTL: cfg.Dedup.TTL})
+	st := redisstore.New(rdb, redisstore.Config{DedupTTL: cfg.Dedup.TTL, LedgerTTL: cfg.Subscriptions.LedgerTTL})
 	return &stores{
 		jobs:   st,
 		tokens: redisstore.NewTokens(rdb, ""),
@@ -242,25 +247,31 @@ func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Regist
 
 func workerConfig(cfg *config.Config, instance string) worker.Config {
 	return worker.Config{
-		Instance:           instance,
-		Stream:             cfg.NATS.Stream,
-		Consumer:           cfg.NATS.Consumer,
-		DeadStream:         cfg.NATS.DeadStream,
-		EventsStream:       cfg.NATS.EventsStream,
-		Receipts:           cfg.NATS.EventsStream != "",
-		ReceiptWait:        cfg.Worker.ReceiptWait,
-		MaxPendingReceipts: cfg.Worker.MaxPendingReceipts,
-		KnownTemplate:      cfg.MetricTemplate,
-		Concurrency:        cfg.Worker.Concurrency,
-		MaxAttempts:        cfg.Worker.MaxAttempts,
-		AckWait:            cfg.Worker.AckWait,
-		ShutdownGrace:      cfg.Worker.ShutdownGrace,
-		RequestTimeout:     cfg.Worker.RequestTimeout,
-		BreakerFailures:    cfg.Worker.Breaker.Failures,
-		BreakerCooldown:    cfg.Worker.Breaker.Cooldown,
-		BreakerMax:         cfg.Worker.Breaker.MaxHold,
-		DedupTTL:           cfg.Dedup.TTL,
-		Retry:              retryPolicy(cfg),
+		Instance:            instance,
+		Stream:              cfg.NATS.Stream,
+		Consumer:            cfg.NATS.Consumer,
+		DeadStream:          cfg.NATS.DeadStream,
+		EventsStream:        cfg.NATS.EventsStream,
+		Receipts:            cfg.NATS.EventsStream != "",
+		ReceiptWait:         cfg.Worker.ReceiptWait,
+		MaxPendingReceipts:  cfg.Worker.MaxPendingReceipts,
+		KnownTemplate:       cfg.MetricTemplate,
+		Subscriptions:       worker.SubscriptionMode(cfg.SubscriptionMode()),
+		TrustCounts:         cfg.Subscriptions.TrustCounts,
+		StatusTTL:           cfg.Subscriptions.StatusTTL,
+		LongTerm:            cfg.LongTerm,
+		SubscriptionsStream: cfg.NATS.SubscriptionsStream,
+		LedgerConsumer:      cfg.Subscriptions.Consumer,
+		Concurrency:         cfg.Worker.Concurrency,
+		MaxAttempts:         cfg.Worker.MaxAttempts,
+		AckWait:             cfg.Worker.AckWait,
+		ShutdownGrace:       cfg.Worker.ShutdownGrace,
+		RequestTimeout:      cfg.Worker.RequestTimeout,
+		BreakerFailures:     cfg.Worker.Breaker.Failures,
+		BreakerCooldown:     cfg.Worker.Breaker.Cooldown,
+		BreakerMax:          cfg.Worker.Breaker.MaxHold,
+		DedupTTL:            cfg.Dedup.TTL,
+		Retry:               retryPolicy(cfg),
 		RateLimit: func(platform, app, tpl string) (worker.Limit, bool) {
 			r, ok := cfg.RateLimit(platform, app, tpl)
 			if !ok {

@@ -127,6 +127,11 @@ type StatusEvent struct {
 	StatusAt time.Time `json:"status_at"`
 }
 
+// StatusMsgID is the Nats-Msg-Id of the delivery status event derived from
+// the sent event whose Nats-Msg-Id is eventID: the same for every
+// redelivery of that event.
+func StatusMsgID(eventID string) string { return "status:" + eventID }
+
 // StatusSubject is the subject delivery status events for platform go
 // to: notify.status.wechat.
 func StatusSubject(platform string) string { return StatusRoot + "." + platform }

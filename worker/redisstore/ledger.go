@@ -48,11 +48,11 @@ func (s *Store) refKey(platform, app, msgID string) string {
 	return s.prefix + "ref:{" + hashOf(platform, app, msgID) + "}"
 }
 
-// parseSub reads "state|grants|since µs".
+// parseSub reads "state|grants|since µs|taker".
 func parseSub(template, v string) worker.Subscription {
 	sub := worker.Subscription{Template: template, State: worker.SubUnknown}
-	parts := strings.Split(v, "|")
-	if len(parts) != 3 {
+	parts := strings.SplitN(v, "|", 4)
+	if len(parts) < 3 {
 		return sub
 	}
 	switch parts[0] {
@@ -162,7 +162,7 @@ func (s *Store) sentOps(key string, d worker.SentRecord) ([]*op, error) {
 	var ops []*op
 	if k := d.Take; k != nil {
 		state, _, history := s.userKeys(k.Platform, k.App, k.User)
-		ops = append(ops, newOp([]string{state, history}, opSubTake, k.Template, d.At.UnixMicro(), s.ledgerTTL()))
+		ops = append(ops, newOp([]string{state, history}, opSubTake, k.Template, d.At.UnixMicro(), s.ledgerTTL(), hashOf(key)))
 	}
 	if r := d.Ref; r != nil && d.MsgID != "" && d.RefTTL > 0 {
 		v, err := json.Marshal(refRecord{ID: r.ID, Template: r.TemplateID, ToUser: r.ToUser, SentAt: d.At.UnixMicro()})

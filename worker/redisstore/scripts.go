@@ -72,7 +72,7 @@ const (
 //	reply 1
 //
 // The subscription ledger keeps one hash per user (platform, app, user):
-// a field per template holding "state|grants|since µs", state g
+// a field per template holding "state|grants|since µs|taker", state g
 // (granted), r (rejected) or x (exhausted); beside it a sorted set of the
 // events applied (by id, scored by time, trimmed to the events' max age)
 // and a list of the latest changes ("at µs|what|template"). A state older
@@ -86,10 +86,11 @@ const (
 //
 // sub_take takes a grant for a delivered job; a rejected or exhausted
 // state becomes granted with none left (the delivery proves a grant), an
-// unknown one stays unknown.
+// unknown one stays unknown. The taker (the job) is kept, so a batch run
+// twice takes once.
 //
 //	KEYS  user hash, history list
-//	ARGV  template, at µs, ttl ms
+//	ARGV  template, at µs, ttl ms, taker
 //	reply 1
 //
 // sub_apply applies a popup or change event once.
@@ -194,13 +195,13 @@ local function decide(job, ttl, reason, code, message, field, attempts)
 end
 
 local function subParse(v)
-  if not v then return nil, 0, 0 end
-  local s, n, t = string.match(v, '^(%a)|(%d+)|(%d+)$')
-  return s, tonumber(n) or 0, tonumber(t) or 0
+  if not v then return nil, 0, 0, '' end
+  local s, n, t, taker = string.match(v, '^(%a)|(%d+)|(%d+)|?(.*)$')
+  return s, tonumber(n) or 0, tonumber(t) or 0, taker or ''
 end
 
-local function subSet(user, hist, template, s, n, t, what, at, ttl)
-  redis.call('HSET', user, template, s .. '|' .. n .. '|' .. string.format('%.0f', t))
+local function subSet(user, hist, template, s, n, t, what, at, ttl, taker)
+  redis.call('HSET', user, template, s .. '|' .. n .. '|' .. string.format('%.0f', t) .. '|' .. (taker or ''))
   redis.call('PEXPIRE', user, ttl)
   redis.call('LPUSH', hist, string.format('%.0f', at) .. '|' .. what .. '|' .. template)
   redis.call('LTRIM', hist, 0, 19)
@@ -217,16 +218,16 @@ local function subGet(user, template)
   return redis.call('HGET', user, template) or ''
 end
 
-local function subTake(user, hist, template, at, ttl)
+local function subTake(user, hist, template, at, ttl, taker)
   at = tonumber(at)
-  local s, n, t = subParse(redis.call('HGET', user, template))
-  if not s then return 1 end
+  local s, n, t, last = subParse(redis.call('HGET', user, template))
+  if not s or last == taker then return 1 end
   if s == 'g' then
     if n > 0 then n = n - 1 end
   else
     s, n, t = 'g', 0, at
   end
-  subSet(user, hist, template, s, n, t, 'sent', at, ttl)
+  subSet(user, hist, template, s, n, t, 'sent', at, ttl, taker)
   return 1
 end
 
@@ -303,8 +304,8 @@ while a <= #ARGV do
     ok, res = pcall(subGet, KEYS[k], ARGV[a + 1])
     k, a = k + 1, a + 2
   elseif name == 'sub_take' then
-    ok, res = pcall(subTake, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 3))
-    k, a = k + 2, a + 4
+    ok, res = pcall(subTake, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 4))
+    k, a = k + 2, a + 5
   elseif name == 'sub_apply' then
     ok, res = pcall(subApply, KEYS[k], KEYS[k + 1], KEYS[k + 2], unpack(ARGV, a + 1, a + 6))
     k, a = k + 3, a + 7
