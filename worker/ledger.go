@@ -77,7 +77,12 @@ func (w *Worker) applyEvent(ctx context.Context, msg jetstream.Msg) {
 	result, err := "applied", error(nil)
 	switch ev.Event {
 	case job.EventSent:
-		err = w.joinStatus(ctx, ev, id)
+		var later bool
+		later, err = w.joinStatus(ctx, msg, ev, id)
+		if err == nil && later {
+			_ = msg.NakWithDelay(joinRetryWait)
+			return
+		}
 	default:
 		k := SubscriptionKey{Platform: ev.Platform, App: ev.App, User: ev.ToUser, Template: ev.TemplateID}
 		var applied bool
@@ -115,9 +120,20 @@ func validEvent(ev job.SubscriptionEvent) bool {
 	return false
 }
 
+// A sent event can overtake the sent marker of the job it reports on: the
+// platform pushes it as soon as it has the result, while the replica that
+// made the call may not have recorded the message id yet. An unmatched
+// sent event is therefore tried again joinRetries times, joinRetryWait
+// apart, before it is reported as matching no job.
+const (
+	joinRetries   = 3
+	joinRetryWait = 2 * time.Second
+)
+
 // joinStatus publishes the delivery status of the send a sent event
-// reports, naming the job its message id was sent for (or none).
-func (w *Worker) joinStatus(ctx context.Context, ev job.SubscriptionEvent, id string) error {
+// reports, naming the job its message id was sent for (or none). later
+// asks for the event to come back: no job matches yet, but one may.
+func (w *Worker) joinStatus(ctx context.Context, msg jetstream.Msg, ev job.SubscriptionEvent, id string) (later bool, err error) {
 	status := job.StatusDelivered
 	if ev.Status != job.StatusSuccess {
 		status = job.StatusFailed
@@ -125,7 +141,12 @@ func (w *Worker) joinStatus(ctx context.Context, ev job.SubscriptionEvent, id st
 	ref, matched, err := w.ledger.Join(ctx, ev.Platform, ev.App, ev.MsgID,
 		MsgRef{Status: status, ErrorCode: ev.ErrorCode, ErrorStatus: ev.ErrorStatus, StatusAt: ev.CreatedAt})
 	if err != nil {
-		return err
+		return false, err
+	}
+	if !matched {
+		if meta, err := msg.Metadata(); err == nil && meta.NumDelivered < joinRetries {
+			return true, nil
+		}
 	}
 	se := job.StatusEvent{
 		App: ev.App, TemplateID: ev.TemplateID, ToUser: ev.ToUser, Platform: ev.Platform, MsgID: ev.MsgID,
@@ -134,19 +155,19 @@ func (w *Worker) joinStatus(ctx context.Context, ev job.SubscriptionEvent, id st
 	if matched {
 		se.ID, se.TemplateID, se.ToUser, se.SentAt = ref.ID, ref.TemplateID, ref.ToUser, ref.SentAt.UTC()
 	}
-	msg, err := encodeMsg(job.StatusSubject(ev.Platform), se)
+	out, err := encodeMsg(job.StatusSubject(ev.Platform), se)
 	if err != nil {
-		return err
+		return false, err
 	}
-	msg.Header.Set(job.HeaderMsgID, job.StatusMsgID(id))
+	out.Header.Set(job.HeaderMsgID, job.StatusMsgID(id))
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := w.pub.PublishMsg(pctx, msg); err != nil {
+	if _, err := w.pub.PublishMsg(pctx, out); err != nil {
 		w.ensure.stream(ctx, w.cfg.EventsStream)
-		return fmt.Errorf("publish delivery status: %w", err)
+		return false, fmt.Errorf("publish delivery status: %w", err)
 	}
 	w.m.statusEvents.WithLabelValues(ev.Platform, status, fmt.Sprint(matched)).Inc()
-	return nil
+	return false, nil
 }
 
 // subscriptionKey is the ledger's key for f's job.

@@ -37,6 +37,12 @@ func newLedger() ledger {
 
 func userOf(k worker.SubscriptionKey) userKey { return userKey{k.Platform, k.App, k.User} }
 
+// later reports whether a state changed at since is later than an event at
+// at: in whole seconds, the platforms' CreateTime being seconds.
+func later(since, at time.Time) bool {
+	return since.Truncate(time.Second).After(at.Truncate(time.Second))
+}
+
 func (l *ledger) get(k worker.SubscriptionKey) worker.Subscription {
 	if sub, ok := l.subs[userOf(k)][k.Template]; ok {
 		return sub
@@ -90,7 +96,7 @@ func (s *Store) Apply(_ context.Context, k worker.SubscriptionKey, ev worker.Led
 	l.applied[ev.ID] = s.now()
 	sub := l.get(k)
 	switch {
-	case ev.Accept && (sub.State == worker.SubRejected || sub.State == worker.SubExhausted) && sub.Since.After(ev.At):
+	case ev.Accept && (sub.State == worker.SubRejected || sub.State == worker.SubExhausted) && later(sub.Since, ev.At):
 		l.note(userOf(k), k.Template, "stale accept", ev.At)
 	case ev.Accept:
 		if sub.State != worker.SubGranted {
@@ -101,7 +107,7 @@ func (s *Store) Apply(_ context.Context, k worker.SubscriptionKey, ev worker.Led
 			sub.Since = ev.At
 		}
 		l.set(k, sub, "accept", ev.At)
-	case sub.State == worker.SubGranted && sub.Since.After(ev.At):
+	case sub.State == worker.SubGranted && later(sub.Since, ev.At):
 		l.note(userOf(k), k.Template, "stale reject", ev.At)
 	default:
 		l.set(k, worker.Subscription{State: worker.SubRejected, Since: ev.At}, "reject", ev.At)
@@ -114,7 +120,7 @@ func (s *Store) Exhaust(_ context.Context, k worker.SubscriptionKey, at time.Tim
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.ledger
-	if sub := l.get(k); sub.State == worker.SubGranted && sub.Since.After(at) {
+	if sub := l.get(k); sub.State == worker.SubGranted && later(sub.Since, at) {
 		l.note(userOf(k), k.Template, "stale 43101", at)
 		return nil
 	}

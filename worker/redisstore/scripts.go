@@ -73,10 +73,12 @@ const (
 //
 // The subscription ledger keeps one hash per user (platform, app, user):
 // a field per template holding "state|grants|since µs|taker", state g
-// (granted), r (rejected) or x (exhausted); beside it a sorted set of the
-// events applied (by id, scored by time, trimmed to the events' max age)
-// and a list of the latest changes ("at µs|what|template"). A state older
-// than the change an event or answer would make is left as it is.
+// (granted), r (rejected) or x (exhausted), when it changed and who took
+// the last grant; beside it a sorted set of the events applied (by id,
+// scored by time, trimmed to the events' max age) and a list of the latest
+// changes ("at µs|what|template"). An event or answer older than the
+// state's last change (in whole seconds, as the platforms' times are) is
+// noted but changes nothing.
 //
 // sub_get reads one template's state; "" for none.
 //
@@ -214,6 +216,12 @@ local function subNote(hist, template, what, at, ttl)
   redis.call('PEXPIRE', hist, ttl)
 end
 
+-- later reports whether a state changed at t is later than an event at
+-- at: in whole seconds, the platforms' CreateTime being seconds.
+local function later(t, at)
+  return math.floor(t / 1000000) > math.floor(at / 1000000)
+end
+
 local function subGet(user, template)
   return redis.call('HGET', user, template) or ''
 end
@@ -239,14 +247,14 @@ local function subApply(user, evs, hist, template, accept, at, id, ttl, maxAge)
   redis.call('PEXPIRE', evs, ttl)
   local s, n, t = subParse(redis.call('HGET', user, template))
   if accept == '1' then
-    if (s == 'r' or s == 'x') and t > at then
+    if (s == 'r' or s == 'x') and later(t, at) then
       subNote(hist, template, 'stale accept', at, ttl)
       return 1
     end
     if s ~= 'g' then n = 0 end
     if at > t then t = at end
     subSet(user, hist, template, 'g', n + 1, t, 'accept', at, ttl)
-  elseif s == 'g' and t > at then
+  elseif s == 'g' and later(t, at) then
     subNote(hist, template, 'stale reject', at, ttl)
   else
     subSet(user, hist, template, 'r', 0, at, 'reject', at, ttl)
@@ -257,7 +265,7 @@ end
 local function subExhaust(user, hist, template, at, ttl)
   at = tonumber(at)
   local s, n, t = subParse(redis.call('HGET', user, template))
-  if s == 'g' and t > at then
+  if s == 'g' and later(t, at) then
     subNote(hist, template, 'stale 43101', at, ttl)
     return 1
   end
