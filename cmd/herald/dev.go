@@ -84,10 +84,10 @@ dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 
 type devOptions struct {
 	httpAddr, sandboxAddr, receiverAddr string
-	natsPort              int
-	dataDir               string // "": a temporary directory for this run
-	fresh                 bool
-	demo                  bool
+	natsPort                            int
+	dataDir                             string // "": a temporary directory for this run
+	fresh                               bool
+	demo                                bool
 }
 
 func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
