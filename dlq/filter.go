@@ -18,6 +18,7 @@ type Filter struct {
 	Apps      []string
 	Templates []string // template_id
 	Codes     []string // the platform's code, e.g. 43101; NoCode (or "") matches letters without one
+	IDs       []string // the job's id
 	// Since and Until bound the time the dead letter was stored, both
 	// inclusive.
 	Since, Until time.Time
@@ -85,6 +86,7 @@ func (f Filter) Match(e Entry) bool {
 		in(f.Apps, l.App) &&
 		in(f.Templates, l.TemplateID) &&
 		in(f.Codes, codeKey(l.Code)) &&
+		in(f.IDs, l.ID) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || !e.Time.After(f.Until))
 }
