@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -155,9 +156,19 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	defer func() { _ = srv.Close() }()
 	sandboxURL := "http://" + sl.Addr().String()
 
+	// A Redis of its own when redis-server is installed, so that herald's
+	// commands can read the jobs' state and the ledger; else in-process.
+	redisURL, stopRedis, err := startDevRedis(ctx, filepath.Join(dir, "redis"))
+	if err != nil {
+		log.Warn("no redis-server for herald dev: dedup, limits and the ledger stay in this process", zap.Error(err))
+	}
+	defer stopRedis()
+
 	cfg := config.Default()
 	cfg.NATS.URL = ns.ClientURL()
-	cfg.Redis.URL = ""
+	cfg.Redis.URL = redisURL
+	// The ledger skips what cannot succeed: the demo shows it.
+	cfg.Subscriptions.Mode = config.SubscriptionsEnforce
 	cfg.Worker.Instance = "herald-dev"
 	cfg.Worker.HTTPAddr = o.httpAddr
 	cfg.Receiver.HTTPAddr = receiverAddr
@@ -194,6 +205,38 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	// The receiver runs beside the worker; the demo waits for it, as the
 	// sandbox pushes to it from the first accept on.
 	receiving := make(chan struct{})
+	exportRedis := ""
+	if redisURL != "" {
+		exportRedis = " HERALD_REDIS_URL=" + redisURL
+	}
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	var demo sync.WaitGroup
+	defer func() { stopDemo(); demo.Wait() }()
+	tellDemo := func(natsURL string) {
+		select {
+		case <-receiving:
+		case <-demoCtx.Done():
+			return
+		}
+		ids, err := publishDemo(demoCtx, natsURL, sandboxURL)
+		if err != nil {
+			log.Error("demo jobs", zap.Error(err))
+			return
+		}
+		look := "the CLI reads the ledger and the jobs' state from Redis: install redis-server and restart herald dev to try"
+		if redisURL != "" {
+			look = "look at them (with HERALD_REDIS_URL exported as above):"
+		}
+		fmt.Fprintf(out, `
+The demo's story, told by user-1: an accept, a delivery WeChat confirmed, a
+43101 that marked the user exhausted, then a job skipped without a call. To
+%s
+  herald jobs show %s
+  herald jobs show %s
+  herald jobs show %s
+  herald subscriptions show --user user-1
+`, look, ids.ok, ids.again, ids.skipped)
+	}
 	onStart := func(natsURL string, httpAddr net.Addr) {
 		fmt.Fprintf(out, `herald dev is running
   JetStream  %s   (embedded; data in %s, %s)
@@ -205,7 +248,7 @@ Try it from another shell. Install the CLI once (it lands in $(go env GOPATH)/bi
   go install ./cmd/herald
 then point it at this JetStream and publish, inspect, replay. The sandbox keeps
 one-time grants as WeChat does: a user accepts a template before each send.
-  export HERALD_NATS_URL=%s
+  export HERALD_NATS_URL=%s%s
   curl -X POST '%s/sandbox/wechat/subscribe?appid=%s&openid=user-1&template=demo&status=accept'
   herald send --platform wechat --template demo --to user-1 --data thing1=hello
   herald send --platform wechat --template demo --to fail-user-9 --data thing1=hello   # a failing platform: retries, then a dead letter
@@ -219,15 +262,14 @@ Receipts (notify.sent.>), dead letters (notify.dead.>) and subscription events
 (notify.subscription.>) appear below. Ctrl-C stops.
 
 `, natsURL, dir, kept, sandboxURL, httpAddr, receiverAddr, cfg.Receiver.PathPrefix, job.DefaultApp,
-			natsURL, sandboxURL, sandbox.DevWeChatAppID, natsURL)
+			natsURL, exportRedis, sandboxURL, sandbox.DevWeChatAppID, natsURL)
 		if err := tailEvents(ctx, natsURL, e); err != nil {
 			log.Error("watch receipts and dead letters", zap.Error(err))
 		}
 		if o.demo {
-			<-receiving
-			if err := publishDemo(ctx, natsURL, sandboxURL); err != nil {
-				log.Error("demo jobs", zap.Error(err))
-			}
+			// The story waits for each step's outcome: it runs beside the
+			// worker, which starts once this returns.
+			demo.Go(func() { tellDemo(natsURL) })
 		}
 	}
 	recvCtx, stopReceiver := context.WithCancel(ctx)
@@ -285,6 +327,11 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 				f("platform"), f("event"), f("status"), f("to_user"), f("template_id"), f("msgid"))
 			return
 		}
+		if strings.HasPrefix(m.Subject, job.StatusRoot+".") {
+			fmt.Fprintf(e.stdout, "status        %-8s id=%s %s msgid=%s code=%s\n",
+				f("platform"), f("id"), f("status"), f("msgid"), f("error_code"))
+			return
+		}
 		if strings.HasPrefix(m.Subject, job.SentRoot+".") {
 			fmt.Fprintf(e.stdout, "delivered     %-8s id=%s to=%s msgid=%s attempts=%s\n",
 				f("platform"), f("id"), f("to_user"), f("msgid"), f("attempts"))
@@ -293,7 +340,7 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 		fmt.Fprintf(e.stdout, "dead letter   %-8s id=%s reason=%s code=%s field=%s message=%q\n",
 			f("platform"), f("id"), f("reason"), f("code"), f("field"), f("message"))
 	}
-	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>", job.SubscriptionRoot + ".>"} {
+	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>", job.SubscriptionRoot + ".>", job.StatusRoot + ".>"} {
 		if _, err := nc.Subscribe(subj, show); err != nil {
 			return err
 		}
@@ -301,43 +348,94 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 	return nc.Flush()
 }
 
-// publishDemo acts out a user accepting the demo template, as WeChat's
-// popup would, then publishes one job of each kind the sandbox answers.
-func publishDemo(ctx context.Context, url, sandboxURL string) error {
-	for _, user := range []string{"user-1", "user-3"} {
-		if err := subscribe(ctx, sandboxURL, user, "demo-template"); err != nil {
-			return err
-		}
-	}
+// publishDemo tells the story of contract sections 7 and 8 with user-1,
+// one step after the other: the user accepts the demo template (one
+// grant); a send is delivered, and WeChat's sent event marks it delivered;
+// a second finds no grant left, WeChat answers 43101 and the ledger marks
+// the user exhausted; a third is skipped without a call. Beside it, one job
+// of each other kind the sandbox answers. It returns the story's job ids.
+func publishDemo(ctx context.Context, url, sandboxURL string) (demoIDs, error) {
+	stamp := time.Now().Format("150405")
+	ids := demoIDs{ok: "demo-ok-" + stamp, again: "demo-again-" + stamp, skipped: "demo-skipped-" + stamp}
 	nc, err := nats.Connect(url, nats.Name("herald dev demo"))
 	if err != nil {
-		return err
+		return ids, err
 	}
 	defer nc.Close()
+	// Each step waits for the outcome of the one before.
+	outcomes := make(chan string, 64)
+	for _, subj := range []string{job.StatusRoot + ".>", job.DeadRoot + ".>"} {
+		if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
+			var v struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(m.Data, &v) == nil && v.ID != "" {
+				outcomes <- v.ID
+			}
+		}); err != nil {
+			return ids, err
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		return ids, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return err
+		return ids, err
 	}
 	p := producer.New(js)
-	stamp := time.Now().Format("150405")
-	jobs := []job.Job{
-		{ID: "demo-ok-" + stamp, ToUser: "user-1", Data: map[string]job.Value{"thing1": {Value: "Your order shipped"}, "time2": {Value: "2026-11-23 10:00"}}},
-		{ID: "demo-refused-" + stamp, ToUser: "refuse-user-2", Data: map[string]job.Value{"thing1": {Value: "Your order shipped"}}},
-		{ID: "demo-baddata-" + stamp, ToUser: "user-3", Data: map[string]job.Value{"thing1": {Value: "This value is much longer than twenty characters"}}},
-		{ID: "demo-alipay-" + stamp, Platform: job.Alipay, ToUser: "user-4", Data: map[string]job.Value{"keyword1": {Value: "Your order shipped"}, "keyword2": {Value: "2026-11-23 10:00"}}},
-	}
-	var errs []error
-	for _, j := range jobs {
+	send := func(j job.Job) error {
 		if j.Platform == "" {
 			j.Platform = job.WeChat
 		}
 		j.App, j.TemplateID = job.DefaultApp, "demo-template"
-		if _, err := p.Publish(ctx, j); err != nil {
-			errs = append(errs, err)
+		if j.Data == nil {
+			j.Data = map[string]job.Value{"thing1": {Value: "Your order shipped"}, "time2": {Value: "2026-11-23 10:00"}}
+		}
+		_, err := p.Publish(ctx, j)
+		return err
+	}
+	await := func(id string) error {
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case got := <-outcomes:
+				if got == id {
+					return nil
+				}
+			case <-timeout:
+				return fmt.Errorf("demo job %s: no outcome within 30s", id)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
-	return errors.Join(errs...)
+	for _, step := range []func() error{
+		func() error { return subscribe(ctx, sandboxURL, "user-1", "demo-template") },
+		func() error { return send(job.Job{ID: ids.ok, ToUser: "user-1"}) },
+		func() error { return await(ids.ok) }, // its status event: delivered
+		func() error { return send(job.Job{ID: ids.again, ToUser: "user-1"}) },
+		func() error { return await(ids.again) }, // its dead letter: 43101
+		func() error { return send(job.Job{ID: ids.skipped, ToUser: "user-1"}) },
+		func() error {
+			return errors.Join(
+				send(job.Job{ID: "demo-refused-" + stamp, ToUser: "refuse-user-2"}),
+				send(job.Job{ID: "demo-baddata-" + stamp, ToUser: "user-3",
+					Data: map[string]job.Value{"thing1": {Value: "This value is much longer than twenty characters"}}}),
+				send(job.Job{ID: "demo-alipay-" + stamp, Platform: job.Alipay, ToUser: "user-4",
+					Data: map[string]job.Value{"keyword1": {Value: "Your order shipped"}, "keyword2": {Value: "2026-11-23 10:00"}}}))
+		},
+		func() error { return await(ids.skipped) },
+	} {
+		if err := step(); err != nil {
+			return ids, err
+		}
+	}
+	return ids, nil
 }
+
+// demoIDs are the jobs of the demo's story.
+type demoIDs struct{ ok, again, skipped string }
 
 // subscribe has the sandbox act out user accepting template: a grant, and
 // a popup event pushed to the receiver.

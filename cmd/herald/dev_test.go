@@ -41,6 +41,10 @@ func TestDevRunsTheDemo(t *testing.T) {
 		// stored it; and the final result of the send.
 		"subscription  wechat   popup accept user=user-1 template=demo-template",
 		"subscription  wechat   sent success user=user-1",
+		// The ledger's story: delivered, then 43101, then skipped.
+		"status        wechat   id=demo-ok-",
+		"reason=user_refused code=no_subscription",
+		"herald subscriptions show --user user-1",
 	}
 	testenv.Eventually(t, 30*time.Second, "the demo's outcomes", func() bool {
 		s := out.String()
