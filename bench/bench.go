@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ import (
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/sandbox"
+	"github.com/heraldhq/herald/worker"
+	"github.com/heraldhq/herald/worker/redisstore"
 )
 
 // Options configure a benchmark run.
@@ -36,6 +39,11 @@ type Options struct {
 	Latency         time.Duration // the sandbox's answer time
 	Payload         int           // job size in bytes; 400
 	DeadLetterRatio float64       // share of jobs the platform refuses (43101)
+	// Subscriptions is the worker's subscription ledger mode: "" (off),
+	// observe or enforce. With a DeadLetterRatio the refused jobs'
+	// recipients are recorded in the ledger as having rejected the
+	// template before the herald phase starts, so enforce skips them.
+	Subscriptions string
 	Replicas        int           // consumer processes per phase; 1
 	// Rounds of a bare phase then a herald phase; 3. The result is the
 	// round with the median ratio: on a shared machine the speed drifts
@@ -109,6 +117,11 @@ func (o *Options) Validate() error {
 	if o.DeadLetterRatio < 0 || o.DeadLetterRatio >= 1 {
 		errs = append(errs, errors.New("dead-letter ratio must be in [0, 1)"))
 	}
+	switch o.Subscriptions {
+	case "", "off", "observe", "enforce":
+	default:
+		errs = append(errs, fmt.Errorf("subscriptions %q is not off, observe or enforce", o.Subscriptions))
+	}
 	if o.Payload > job.MaxSize {
 		errs = append(errs, fmt.Errorf("payload must be at most %d bytes", job.MaxSize))
 	}
@@ -167,6 +180,9 @@ type Figures struct {
 	// longest gap between two sends.
 	StalledSeconds float64 `json:"stalled_seconds"`
 	LongestGapMs   float64 `json:"longest_gap_ms"`
+	// PlatformCalls are the send calls the platform got: fewer than the
+	// jobs when the ledger skips refused recipients.
+	PlatformCalls int64 `json:"platform_calls"`
 }
 
 // StallGap is the shortest pause between two sends that counts as a stall.
@@ -326,6 +342,8 @@ type runner struct {
 	topo      producer.Topology
 	redisAddr string
 	rdb       *redis.Client
+	// ledger records the refused recipients' rejects, with Subscriptions.
+	ledger *redisstore.Store
 
 	sbx        *sandbox.Server
 	sbxURL     string
@@ -344,6 +362,9 @@ func (r *runner) close() {
 	}
 	if r.rdb != nil {
 		_ = r.rdb.Close()
+	}
+	if r.ledger != nil {
+		r.ledger.Close()
 	}
 	if r.nc != nil {
 		r.nc.Close()
@@ -405,6 +426,9 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	r.rdb = redis.NewClient(&redis.Options{Addr: r.redisAddr, PoolSize: 1})
+	if r.o.Subscriptions == "observe" || r.o.Subscriptions == "enforce" {
+		r.ledger = redisstore.New(redis.NewClient(&redis.Options{Addr: r.redisAddr}), redisstore.Config{})
+	}
 	r.machine.RedisServer = infoField(ctx, r.rdb, "server", "redis_version")
 	r.logf("redis-server %s on %s", r.machine.RedisServer, r.redisAddr)
 
@@ -475,8 +499,11 @@ func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
 		if r.o.NoReceipts {
 			events = "\n  events_stream: \"\""
 		}
+		if r.o.Subscriptions != "" && r.o.Subscriptions != "off" {
+			limits = "subscriptions:\n  mode: " + r.o.Subscriptions + "\n"
+		}
 		if r.o.RateLimit > 0 {
-			limits = fmt.Sprintf("rate_limits:\n  - {platform: %s, app: %s, template_id: %s, per_second: %g, burst: %d}\n",
+			limits += fmt.Sprintf("rate_limits:\n  - {platform: %s, app: %s, template_id: %s, per_second: %g, burst: %d}\n",
 				job.WeChat, job.DefaultApp, benchTemplate, r.o.RateLimit, r.o.RateBurst)
 		}
 		cfg := fmt.Sprintf(`nats:
@@ -631,6 +658,7 @@ func (r *runner) phase(ctx context.Context, name string, round int, durable stri
 	f.Seconds = end.Sub(time.Unix(0, first)).Seconds()
 	f.JobsPerSec = float64(r.o.Jobs) / f.Seconds
 	f.Delivered = r.sbx.Stats()[job.WeChat].Accepted - statsBefore.Accepted
+	f.PlatformCalls = r.sbx.Stats()[job.WeChat].SendCalls - statsBefore.SendCalls
 
 	accepted := r.sbx.TakeAccepted()
 	at := make([]time.Time, len(accepted))
@@ -683,9 +711,15 @@ func (r *runner) publish(ctx context.Context, phase, tag string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := makeJob(tag, i, time.Now(), refused(i, r.o.DeadLetterRatio), r.o.Payload)
+		refuse := refused(i, r.o.DeadLetterRatio)
+		data, err := makeJob(tag, i, time.Now(), refuse, r.o.Payload)
 		if err != nil {
 			return err
+		}
+		if refuse && r.ledger != nil && strings.HasPrefix(tag, "herald-") {
+			if err := r.reject(ctx, data); err != nil {
+				return err
+			}
 		}
 		msg := nats.NewMsg(subject)
 		msg.Data = data
@@ -711,6 +745,20 @@ func (r *runner) publish(ctx context.Context, phase, tag string) error {
 		}
 	}
 	r.logf("%s: published in %.2fs", phase, time.Since(started).Seconds())
+	return nil
+}
+
+// reject records in the ledger that the recipient of the job data has
+// rejected its template, as a WeChat popup event would.
+func (r *runner) reject(ctx context.Context, data []byte) error {
+	var j job.Job
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	k := worker.SubscriptionKey{Platform: j.Platform, App: j.App, User: j.ToUser, Template: j.TemplateID}
+	if _, err := r.ledger.Apply(ctx, k, worker.LedgerEvent{ID: "bench-" + j.ID, At: time.Now().Add(-time.Minute)}); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
 	return nil
 }
 
