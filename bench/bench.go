@@ -44,7 +44,7 @@ type Options struct {
 	// recipients are recorded in the ledger as having rejected the
 	// template before the herald phase starts, so enforce skips them.
 	Subscriptions string
-	Replicas        int           // consumer processes per phase; 1
+	Replicas      int // consumer processes per phase; 1
 	// Rounds of a bare phase then a herald phase; 3. The result is the
 	// round with the median ratio: on a shared machine the speed drifts
 	// between phases, and one pair of phases can be off by a tenth.
