@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/heraldhq/herald/internal/tracing"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
 )
@@ -160,6 +161,10 @@ func (w *Worker) joinStatus(ctx context.Context, msg jetstream.Msg, ev job.Subsc
 		return false, err
 	}
 	out.Header.Set(job.HeaderMsgID, job.StatusMsgID(id))
+	if matched && ref.TraceParent != "" {
+		// The job's trace goes on into its status event.
+		tracing.Inject(tracing.FromTraceParent(ctx, ref.TraceParent), out.Header)
+	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := w.pub.PublishMsg(pctx, out); err != nil {

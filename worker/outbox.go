@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/heraldhq/herald/internal/tracing"
 	"github.com/heraldhq/herald/producer/job"
 )
 
@@ -320,6 +321,9 @@ func (w *Worker) receiptMsg(f *inflight, sent SentRecord) *nats.Msg {
 		panic(err)
 	}
 	msg.Header.Set(job.HeaderMsgID, job.ReceiptMsgID(f.j.Platform, f.j.App, f.j.ID))
+	if f.span != nil {
+		tracing.Inject(f.trace, msg.Header)
+	}
 	return msg
 }
 
@@ -339,6 +343,9 @@ func (w *Worker) publishDead(ctx context.Context, f *inflight, dl job.DeadLetter
 	msg.Header.Set(job.HeaderReason, dl.Reason)
 	msg.Header.Set(job.HeaderCode, dl.Code)
 	msg.Header.Set(job.HeaderMsgID, job.DeadLetterMsgID(f.meta.Stream, f.meta.Sequence.Stream, f.meta.Timestamp))
+	if f.span != nil {
+		tracing.Inject(f.trace, msg.Header)
+	}
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		ack, err := w.pub.PublishMsg(pctx, msg)

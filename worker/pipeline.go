@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/heraldhq/herald/internal/tracing"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
 )
@@ -31,6 +34,25 @@ type inflight struct {
 	first    time.Time
 	alert    bool         // the provider asked for its failure to be logged at error level
 	sub      Subscription // the ledger's state of the recipient, when kept
+
+	span  trace.Span      // the job's span, when traced
+	trace context.Context // carries span, when traced
+}
+
+// noEnd ends no span: the child of a message that is not traced.
+func noEnd(...attribute.KeyValue) {}
+
+// child starts a span under the job's and returns what ends it, with
+// attributes; nothing when the job is not traced.
+func (w *Worker) child(f *inflight, name string) func(...attribute.KeyValue) {
+	if f.span == nil {
+		return noEnd
+	}
+	_, s := w.cfg.Tracer.Start(f.trace, name)
+	return func(attrs ...attribute.KeyValue) {
+		s.SetAttributes(attrs...)
+		s.End()
+	}
 }
 
 // metricPlatform is the platform for labels and dead-letter subjects:
@@ -60,7 +82,23 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		platform: job.PlatformOf(msg.Subject()),
 		owner:    w.cfg.Instance + ":" + strconv.FormatUint(meta.Sequence.Stream, 10) + ":" + strconv.FormatUint(meta.NumDelivered, 10),
 	}
-	w.settle(ctx, f, w.process(ctx, f))
+	if w.cfg.Tracer != nil {
+		// The producer's traceparent, if any, is the job span's parent.
+		f.trace, f.span = w.cfg.Tracer.Start(tracing.Extract(ctx, msg.Headers()), "herald.job",
+			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.destination.name", msg.Subject()),
+				attribute.Int64("herald.stream_seq", int64(meta.Sequence.Stream)),
+				attribute.Int64("herald.delivery", int64(meta.NumDelivered))))
+		defer f.span.End()
+	}
+	v := w.process(ctx, f)
+	end := w.child(f, "herald.settle")
+	w.settle(ctx, f, v)
+	if f.span != nil {
+		end(attribute.String("herald.verdict", v.kind.String()), attribute.String("herald.reason", v.reason))
+		f.span.SetAttributes(attribute.String("herald.job_id", f.j.ID), attribute.String("herald.app", f.j.App))
+	}
 }
 
 // process runs the stages in order until one reaches a verdict: decode,
@@ -89,7 +127,10 @@ func (w *Worker) process(ctx context.Context, f *inflight) verdict {
 	if ok, wait := g.allow(w.now()); !ok {
 		return heldBack(outcomeHeld, wait, "app held")
 	}
-	if v, done := w.admit(ctx, f); done {
+	end := w.child(f, "herald.claim")
+	v, done := w.admit(ctx, f)
+	end()
+	if done {
 		return v
 	}
 	// A rate-limit wait can outlast the deadline.
@@ -181,7 +222,10 @@ func (w *Worker) admit(ctx context.Context, f *inflight) (verdict, bool) {
 	if adm.Wait > 0 {
 		w.m.rateWaits.WithLabelValues(f.j.Platform).Inc()
 		w.m.rateWaitSec.Observe(adm.Wait.Seconds())
-		if err := w.waitKeepingAlive(ctx, f.msg, adm.Wait); err != nil {
+		end := w.child(f, "herald.rate_limit_wait")
+		err := w.waitKeepingAlive(ctx, f.msg, adm.Wait)
+		end(attribute.Int64("herald.wait_ms", adm.Wait.Milliseconds()))
+		if err != nil {
 			return heldBack(outcomeHandedBack, 0, "shutdown during rate-limit wait"), true
 		}
 	}
@@ -191,12 +235,21 @@ func (w *Worker) admit(ctx context.Context, f *inflight) (verdict, bool) {
 // call makes the provider call; the caller holds a call slot.
 func (w *Worker) call(ctx context.Context, f *inflight, sender Sender) (job.Result, error) {
 	callCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	end := w.child(f, "herald.provider_call")
 	start := time.Now()
 	res, err := sender.Send(callCtx, f.j)
 	cancel()
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
+	}
+	if f.span != nil {
+		code := "0"
+		if err != nil {
+			code = retry.Decide(err).Detail.Code
+		}
+		end(attribute.String("herald.platform", f.j.Platform), attribute.String("herald.result", outcome),
+			attribute.String("herald.platform_code", code))
 	}
 	w.m.sendSeconds.WithLabelValues(f.j.Platform, outcome).Observe(time.Since(start).Seconds())
 	f.attempts++

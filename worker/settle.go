@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/heraldhq/herald/internal/tracing"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
 )
@@ -150,6 +151,9 @@ func (w *Worker) settleDelivered(ctx context.Context, f *inflight, v verdict) {
 		}
 		if v.result.MsgID != "" {
 			sent.Ref = &MsgRef{Platform: f.j.Platform, App: f.j.App, ID: f.j.ID, TemplateID: f.j.TemplateID, ToUser: f.j.ToUser}
+			if f.span != nil {
+				sent.Ref.TraceParent = tracing.TraceParent(f.trace)
+			}
 			sent.RefTTL = w.cfg.StatusTTL
 		}
 	}

@@ -185,6 +185,9 @@ type MsgRef struct {
 	Platform, App          string
 	ID, TemplateID, ToUser string
 	SentAt                 time.Time
+	// TraceParent is the delivered job's trace context, when traced: its
+	// status event carries it on.
+	TraceParent string
 	// Status is "" until the final result is joined, then
 	// job.StatusDelivered or job.StatusFailed.
 	Status, ErrorCode, ErrorStatus string

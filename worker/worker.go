@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -55,6 +56,12 @@ type Config struct {
 	// come from (NOTIFY_SUBSCRIPTIONS, herald-ledger).
 	SubscriptionsStream string
 	LedgerConsumer      string
+	// Tracer, when set, traces every job: a span per job, continuing the
+	// producer's W3C traceparent header, with spans for the claim, the
+	// rate-limit wait, the provider call and the settlement; receipts, dead
+	// letters and status events carry the trace on. nil: no traces, at no
+	// cost.
+	Tracer trace.Tracer
 	// KnownTemplate reports whether a template may be a metric label: one
 	// the config names. Any other is counted as "other", so producers
 	// cannot grow the metrics. nil: every template is "other".

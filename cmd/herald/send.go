@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,6 +48,8 @@ type sendOptions struct {
 	window   int
 	jsonOut  bool
 	noChecks bool
+	trace    bool   // start a trace per job
+	parent   string // continue this traceparent
 	jobFlags []string // job flags the user set, refused with --file
 }
 
@@ -112,6 +116,8 @@ duplicates of an id it saw within its window, and rejected lines.`,
 	f.StringVarP(&o.file, "file", "f", "", `NDJSON file of jobs, one per line; "-" for standard input`)
 	f.IntVar(&o.window, "window", defaultWindow, "NDJSON: most publishes awaiting acknowledgement at once")
 	f.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
+	f.BoolVar(&o.trace, "trace", false, "start a W3C trace per job: set its traceparent header (printed), which herald's worker continues when tracing is on")
+	f.StringVar(&o.parent, "traceparent", "", "set this W3C traceparent on the job, to continue a trace of your own")
 	f.BoolVar(&o.noChecks, "skip-checks", false, "publish jobs the worker would dead-letter before any call (a WeChat thing value over 20 characters, ...)")
 	return cmd
 }
@@ -124,8 +130,9 @@ type sendSummary struct {
 	Rejected   []sendRejection `json:"rejected"`
 	Stream     string          `json:"stream"`
 	// One job from flags only: its id, subject and stream sequence (the
-	// earlier copy's for a duplicate).
-	ID      string `json:"id,omitempty"`
+	// earlier copy's for a duplicate), and its traceparent when traced.
+	TraceParent string `json:"traceparent,omitempty"`
+	ID          string `json:"id,omitempty"`
 	Subject string `json:"subject,omitempty"`
 	Seq     uint64 `json:"seq,omitempty"`
 }
@@ -143,6 +150,9 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 	if o.window < 1 {
 		return fmt.Errorf("--window %d: want at least 1", o.window)
 	}
+	if o.parent != "" && !traceParentRE.MatchString(o.parent) {
+		return fmt.Errorf("--traceparent %q: want 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>", o.parent)
+	}
 	var msg *nats.Msg
 	if o.file == "" {
 		if len(o.jobFlags) == 0 {
@@ -155,6 +165,7 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 		if msg, err = producer.Message(j); err != nil {
 			return err
 		}
+		o.setTrace(msg.Header)
 		if !o.noChecks {
 			if err := checkJob(j); err != nil {
 				return fmt.Errorf("job %s not published: %w; --skip-checks publishes it anyway", j.ID, err)
@@ -178,6 +189,7 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 			return fmt.Errorf("publish job %s: %w", msg.Header.Get(job.HeaderMsgID), err)
 		}
 		sum.ID, sum.Subject, sum.Seq = msg.Header.Get(job.HeaderMsgID), msg.Subject, ack.Sequence
+		sum.TraceParent = msg.Header.Get(traceParentHeader)
 		if ack.Duplicate {
 			sum.Duplicates++
 		} else {
@@ -192,7 +204,7 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 	}
 	defer closeIn()
 	bar := newProgress(e.stderr, "send", total)
-	err = sendBatch(ctx, c.js, in, o.window, !o.noChecks, pubOpts, &sum, bar)
+	err = sendBatch(ctx, c.js, in, o.window, !o.noChecks, o.setTrace, pubOpts, &sum, bar)
 	bar.finish()
 	if perr := printSendSummary(e, o, c.cfg, sum); perr != nil {
 		return perr
@@ -204,6 +216,30 @@ func runSend(cmd *cobra.Command, e *env, o *sendOptions) error {
 		return fmt.Errorf("%d of %d jobs rejected", n, n+sum.Published+sum.Duplicates)
 	}
 	return nil
+}
+
+// traceParentHeader is W3C trace context's header.
+const traceParentHeader = "traceparent"
+
+// traceParentRE is a version 00 traceparent.
+var traceParentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// setTrace sets a job message's traceparent as --trace and --traceparent
+// ask: a new trace (random ids, sampled) for each job, or the given one.
+func (o *sendOptions) setTrace(h nats.Header) {
+	switch {
+	case o.parent != "":
+		h.Set(traceParentHeader, o.parent)
+	case o.trace:
+		h.Set(traceParentHeader, "00-"+hexRandom(16)+"-"+hexRandom(8)+"-01")
+	}
+}
+
+// hexRandom is n random bytes in hex.
+func hexRandom(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // job builds the job the flags describe.
@@ -288,7 +324,8 @@ type inflight struct {
 // sendBatch publishes the jobs of in, one per line, with at most window
 // acknowledgements outstanding, recording every outcome in sum. It returns
 // an error only when it cannot go on (reading fails, ctx ends).
-func sendBatch(ctx context.Context, js jetstream.JetStream, in io.Reader, window int, checks bool, pubOpts []jetstream.PublishOpt, sum *sendSummary, bar *progress) error {
+func sendBatch(ctx context.Context, js jetstream.JetStream, in io.Reader, window int, checks bool, trace func(nats.Header),
+	pubOpts []jetstream.PublishOpt, sum *sendSummary, bar *progress) error {
 	var queue []inflight
 	handled := 0
 	settle := func(p inflight) error {
@@ -345,6 +382,7 @@ func sendBatch(ctx context.Context, js jetstream.JetStream, in io.Reader, window
 			msg := nats.NewMsg(job.SendSubject(j.Platform))
 			msg.Data = data
 			msg.Header.Set(job.HeaderMsgID, j.ID)
+			trace(msg.Header)
 			fut, perr := js.PublishMsgAsync(msg, pubOpts...)
 			if perr != nil {
 				reject(line, j.ID, perr.Error())
@@ -401,6 +439,9 @@ func printSendSummary(e *env, o *sendOptions, cfg *config.Config, sum sendSummar
 			return nil
 		}
 		fmt.Fprintf(e.stdout, "published job %s to %s (%s seq %d)\n", sum.ID, sum.Subject, sum.Stream, sum.Seq)
+		if sum.TraceParent != "" {
+			fmt.Fprintf(e.stdout, "traceparent %s\n", sum.TraceParent)
+		}
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "published %d, duplicates %d, rejected %d\n", sum.Published, sum.Duplicates, len(sum.Rejected))

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/internal/tracing"
 	"github.com/heraldhq/herald/retry"
 	"github.com/heraldhq/herald/worker"
 )
@@ -140,6 +141,15 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		return err
 	}
 	wcfg := workerConfig(cfg, instance)
+	tracer, stopTracing, err := tracing.Setup(ctx, func(k string) string { return config.LookupEnv(e.environ, k) }, "herald-worker")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	if tracer != nil {
+		log.Info("tracing: exporting spans over OTLP as the OTEL_* environment says")
+	}
+	wcfg.Tracer = tracer
 	topo := topologyOf(cfg)
 	wcfg.EnsureStream = func(ctx context.Context, name string) error { return topo.EnsureStream(ctx, pubJS, name) }
 	w, err := worker.New(wcfg, js, st.jobs, sends, log, worker.WithRegisterer(reg), worker.WithPublisher(pubJS))

@@ -107,6 +107,7 @@ type refRecord struct {
 	Template string `json:"t"`
 	ToUser   string `json:"u"`
 	SentAt   int64  `json:"s"`
+	Trace    string `json:"p,omitempty"`
 }
 
 type refResult struct {
@@ -148,7 +149,7 @@ func parseRef(platform, app, v string) (worker.MsgRef, bool) {
 		return worker.MsgRef{}, false
 	}
 	ref := worker.MsgRef{Platform: platform, App: app, ID: r.ID, TemplateID: r.Template, ToUser: r.ToUser,
-		SentAt: time.UnixMicro(r.SentAt)}
+		SentAt: time.UnixMicro(r.SentAt), TraceParent: r.Trace}
 	var res refResult
 	if result != "" && json.Unmarshal([]byte(result), &res) == nil {
 		ref.Status, ref.ErrorCode, ref.ErrorStatus, ref.StatusAt = res.Status, res.ErrorCode, res.ErrorStatus, time.UnixMicro(res.At)
@@ -165,7 +166,7 @@ func (s *Store) sentOps(key string, d worker.SentRecord) ([]*op, error) {
 		ops = append(ops, newOp([]string{state, history}, opSubTake, k.Template, d.At.UnixMicro(), s.ledgerTTL(), hashOf(key)))
 	}
 	if r := d.Ref; r != nil && d.MsgID != "" && d.RefTTL > 0 {
-		v, err := json.Marshal(refRecord{ID: r.ID, Template: r.TemplateID, ToUser: r.ToUser, SentAt: d.At.UnixMicro()})
+		v, err := json.Marshal(refRecord{ID: r.ID, Template: r.TemplateID, ToUser: r.ToUser, SentAt: d.At.UnixMicro(), Trace: r.TraceParent})
 		if err != nil {
 			return nil, fmt.Errorf("remember message %s of %s: %w", d.MsgID, key, err)
 		}
