@@ -48,8 +48,8 @@ type sendOptions struct {
 	window   int
 	jsonOut  bool
 	noChecks bool
-	trace    bool   // start a trace per job
-	parent   string // continue this traceparent
+	trace    bool     // start a trace per job
+	parent   string   // continue this traceparent
 	jobFlags []string // job flags the user set, refused with --file
 }
 
@@ -133,8 +133,8 @@ type sendSummary struct {
 	// earlier copy's for a duplicate), and its traceparent when traced.
 	TraceParent string `json:"traceparent,omitempty"`
 	ID          string `json:"id,omitempty"`
-	Subject string `json:"subject,omitempty"`
-	Seq     uint64 `json:"seq,omitempty"`
+	Subject     string `json:"subject,omitempty"`
+	Seq         uint64 `json:"seq,omitempty"`
 }
 
 type sendRejection struct {
