@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -489,7 +490,7 @@ func (c *checker) checkStreamsJob(w *workload) {
 		depEvents := splitList(meta.Annotations[helmHook])
 		for _, e := range events {
 			if !slices.Contains(depEvents, e) {
-				c.errorf("%s: mounts %s, which is not a %s hook: it does not exist yet when the Job runs", w, what, e)
+				c.errorf("%s: needs %s, which is not a %s hook: it does not exist yet when the Job runs", w, what, e)
 			}
 		}
 		if hookWeight(meta) >= weight {
@@ -1013,7 +1014,42 @@ func (c *checker) loadConfig(w *workload) (*config.Config, error) {
 		msg = strings.ReplaceAll(msg, file, "herald.yaml")
 		return nil, fmt.Errorf("herald.yaml does not load in container %s: %s", w.c.Name, msg)
 	}
+	// The paths as the container sees them.
+	if mount != "" {
+		replacePrefix(reflect.ValueOf(cfg).Elem(), secretDir+"/", mount+"/")
+	}
+	replacePrefix(reflect.ValueOf(cfg).Elem(), dir+"/", filepath.Dir(envValue(w.c, config.EnvConfig))+"/")
 	return cfg, nil
+}
+
+// replacePrefix replaces old at the start of every string in v, a struct
+// reached through pointers, slices and maps.
+func replacePrefix(v reflect.Value, old, new string) {
+	switch v.Kind() {
+	case reflect.String:
+		if s := v.String(); strings.HasPrefix(s, old) && v.CanSet() {
+			v.SetString(new + strings.TrimPrefix(s, old))
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			replacePrefix(v.Elem(), old, new)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			replacePrefix(v.Field(i), old, new)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			replacePrefix(v.Index(i), old, new)
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			replacePrefix(e, old, new)
+			v.SetMapIndex(k, e)
+		}
+	}
 }
 
 func secretValue(s *corev1.Secret, key string) (string, bool) {
