@@ -50,6 +50,7 @@ var kinds = map[string]func() any{
 	"batch/v1/Job":                           func() any { return new(batchv1.Job) },
 	"policy/v1/PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return new(networkingv1.NetworkPolicy) },
+	"networking.k8s.io/v1/Ingress":           func() any { return new(networkingv1.Ingress) },
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 	"keda.sh/v1alpha1/ScaledObject":          func() any { return new(kedav1alpha1.ScaledObject) },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any {

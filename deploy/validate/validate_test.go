@@ -1,25 +1,23 @@
 package validate
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/heraldhq/herald/config"
-	"github.com/heraldhq/herald/worker"
 )
 
 const root = "../kubernetes"
@@ -36,28 +34,21 @@ func render(t *testing.T, dir string) []Object {
 	return objs
 }
 
-func find[T any](t *testing.T, objs []Object, kind string) []*T {
+// get is the object of type T named name.
+func get[T any](t *testing.T, objs []Object, name string) *T {
 	t.Helper()
-	var out []*T
 	for _, o := range objs {
-		if o.Kind == kind {
-			out = append(out, o.Value.(*T))
+		if v, ok := o.Value.(*T); ok && o.Name == name {
+			return v
 		}
 	}
-	return out
-}
-
-func one[T any](t *testing.T, objs []Object, kind string) *T {
-	t.Helper()
-	all := find[T](t, objs, kind)
-	if len(all) != 1 {
-		t.Fatalf("%d objects of kind %s, want 1", len(all), kind)
-	}
-	return all[0]
+	t.Fatalf("no %T named %s", new(T), name)
+	return nil
 }
 
 // Every kustomization renders, and every object decodes strictly.
 func TestKustomizationsRenderIntoRealTypes(t *testing.T) {
+	want := map[string]int{"Deployment": 2, "Service": 2, "PodDisruptionBudget": 2, "ConfigMap": 1, "Job": 1, "ServiceAccount": 1, "NetworkPolicy": 1}
 	for _, dir := range kustomizations {
 		t.Run(dir, func(t *testing.T) {
 			objs := render(t, dir)
@@ -65,9 +56,9 @@ func TestKustomizationsRenderIntoRealTypes(t *testing.T) {
 			for _, o := range objs {
 				kinds[o.Kind]++
 			}
-			for _, k := range []string{"Deployment", "ConfigMap", "Service", "PodDisruptionBudget", "Job", "ServiceAccount", "NetworkPolicy"} {
-				if kinds[k] != 1 {
-					t.Errorf("%d %s, want 1", kinds[k], k)
+			for k, n := range want {
+				if kinds[k] != n {
+					t.Errorf("%d %s, want %d", kinds[k], k, n)
 				}
 			}
 			t.Logf("%s: %v", dir, kinds)
@@ -75,22 +66,32 @@ func TestKustomizationsRenderIntoRealTypes(t *testing.T) {
 	}
 }
 
-// The example Secret (applied by hand, never by kustomize) decodes too.
-func TestExampleSecretDecodes(t *testing.T) {
+// The example Secret (applied by hand, never by kustomize) decodes, is the
+// one the pods mount, and holds every file herald.yaml names, in the form
+// herald checks: the checks load the config with its real keys.
+func TestExampleSecretServesTheConfig(t *testing.T) {
 	obj, err := DecodeFile(filepath.Join(root, "examples/secret.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := obj.Value.(*corev1.Secret)
-	d := one[appsv1.Deployment](t, render(t, "overlays/production"), "Deployment")
-	var secretName string
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		if v.Secret != nil {
-			secretName = v.Secret.SecretName
+	for _, dir := range kustomizations {
+		objs := render(t, dir)
+		for _, d := range all[appsv1.Deployment](objs) {
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Secret != nil && v.Secret.SecretName != s.Name {
+					t.Errorf("%s: Deployment %s mounts Secret %q, the example is %q", dir, d.Name, v.Secret.SecretName, s.Name)
+				}
+			}
 		}
-	}
-	if s.Name != secretName {
-		t.Fatalf("example Secret is %q, the Deployment mounts %q", s.Name, secretName)
+		rep, err := Check(append(objs, obj))
+		if err != nil {
+			t.Fatalf("%s with the example Secret: %v", dir, err)
+		}
+		push := rep.Configs[Receiver].Apps["default"].WeChat.Push
+		if push.Token.Reveal() != s.StringData["wechat_push_token"] || push.EncodingAESKey.Reveal() != s.StringData["wechat_encoding_aes_key"] {
+			t.Errorf("%s: the receiver did not load the example Secret's push token and key", dir)
+		}
 	}
 }
 
@@ -152,6 +153,19 @@ metadata: {name: c}
 data: {a: "1"}
 data: {b: "2"}
 `,
+		"Ingress backend with serviceName": `
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: r}
+spec:
+  rules:
+    - host: push.example.com
+      http:
+        paths:
+          - path: /wechat/
+            pathType: Prefix
+            backend: {serviceName: herald-receiver, servicePort: 8081}
+`,
 		"unknown kind": `
 apiVersion: apps/v1
 kind: Deploymnet
@@ -200,340 +214,223 @@ spec:
 	}
 }
 
-// The worker's config in each overlay loads with herald's own loader, and
-// the Deployment agrees with it: grace period above shutdown_grace, probes
-// and scraping on the one named port that worker.http_addr listens on.
-func TestDeploymentAgreesWithHeraldConfig(t *testing.T) {
+// Every kustomization passes the checks that the chart passes too, and
+// holds what its purpose needs.
+func TestKustomizationsPassTheChecks(t *testing.T) {
 	for _, dir := range kustomizations {
 		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
-			d := one[appsv1.Deployment](t, objs, "Deployment")
-			cm := one[corev1.ConfigMap](t, objs, "ConfigMap")
-			pod := d.Spec.Template.Spec
-			if len(pod.Containers) != 1 {
-				t.Fatalf("%d containers, want 1", len(pod.Containers))
-			}
-			c := pod.Containers[0]
-
-			// HERALD_CONFIG names a file of the mounted ConfigMap.
-			path := envValue(c, config.EnvConfig)
-			mount := mountOf(t, pod, c, path)
-			if mount.vol.ConfigMap == nil || mount.vol.ConfigMap.Name != cm.Name {
-				t.Fatalf("%s is not on the ConfigMap %s", path, cm.Name)
-			}
-			data, ok := cm.Data[filepath.Base(path)]
-			if !ok {
-				t.Fatalf("ConfigMap %s has no %s", cm.Name, filepath.Base(path))
-			}
-			// The kubelet's variables for every Service in the namespace,
-			// unless the pod turns them off, then the container's own.
-			svcs := find[corev1.Service](t, objs, "Service")
-			cfg := loadConfig(t, data, pod, c, svcs)
-
-			if strings.HasPrefix(dir, "overlays/production") && cfg.NATS.Replicas != 3 {
-				t.Errorf("nats.replicas %d in production, want 3 (a 3-node JetStream cluster)", cfg.NATS.Replicas)
-			}
-			grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-			if grace <= cfg.Worker.ShutdownGrace {
-				t.Errorf("terminationGracePeriodSeconds %v is not above worker.shutdown_grace %v", grace, cfg.Worker.ShutdownGrace)
-			}
-
-			if len(c.Ports) != 1 || c.Ports[0].Name != "http" {
-				t.Fatalf("container ports %+v, want one named http", c.Ports)
-			}
-			_, port, err := net.SplitHostPort(cfg.Worker.HTTPAddr)
+			rep, err := Check(render(t, dir))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if port != strconv.Itoa(int(c.Ports[0].ContainerPort)) {
-				t.Errorf("worker.http_addr %s, container port http %d", cfg.Worker.HTTPAddr, c.Ports[0].ContainerPort)
+			if want := []string{Receiver, Streams, Worker}; !slices.Equal(rep.Components, want) {
+				t.Errorf("components %v, want %v", rep.Components, want)
 			}
-			for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-				if p == nil || p.HTTPGet == nil {
-					t.Errorf("%s probe is not an HTTP GET", name)
-					continue
+			production := strings.HasPrefix(dir, "overlays/production")
+			if n := rep.Configs[Worker].NATS.Replicas; production && n != 3 {
+				t.Errorf("nats.replicas %d in production, want 3 (a 3-node JetStream cluster)", n)
+			}
+			if production {
+				if want := []string{Receiver, Worker}; !slices.Equal(rep.Scraped, want) {
+					t.Errorf("scraped %v, want %v", rep.Scraped, want)
 				}
-				if p.HTTPGet.Port.String() != "http" {
-					t.Errorf("%s probe on port %s, want the named port http", name, p.HTTPGet.Port.String())
-				}
-			}
-			if p := c.LivenessProbe.HTTPGet.Path; p != "/healthz" {
-				t.Errorf("liveness probe path %s", p)
-			}
-			if p := c.ReadinessProbe.HTTPGet.Path; p != "/readyz" {
-				t.Errorf("readiness probe path %s", p)
-			}
-
-			svc := one[corev1.Service](t, objs, "Service")
-			for _, p := range svc.Spec.Ports {
-				if p.TargetPort.String() != "http" || p.Name != "http" {
-					t.Errorf("service port %+v, want name and targetPort http", p)
+				if want := []string{"https://push.example.com/wechat/default"}; !slices.Equal(rep.PushURLs, want) {
+					t.Errorf("push URLs %v, want %v", rep.PushURLs, want)
 				}
 			}
-			for _, sm := range find[monitoringv1.ServiceMonitor](t, objs, "ServiceMonitor") {
-				for _, ep := range sm.Spec.Endpoints {
-					if ep.Port != "http" || ep.Path != "/metrics" {
-						t.Errorf("ServiceMonitor scrapes port %q path %q", ep.Port, ep.Path)
-					}
-				}
-			}
-			checkHardened(t, pod)
-			if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() ||
-				c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Cpu().IsZero() {
-				t.Errorf("resources %+v: requests and limits for cpu and memory", c.Resources)
-			}
-
-			// The streams Job runs `herald streams apply` on the same config,
-			// with its own environment.
-			job := one[batchv1.Job](t, objs, "Job")
-			jc := job.Spec.Template.Spec.Containers[0]
-			if strings.Join(jc.Args[:2], " ") != "streams apply" || jc.Image != c.Image || envValue(jc, config.EnvConfig) != path {
-				t.Errorf("Job runs %v on %s with %s", jc.Args, jc.Image, envValue(jc, config.EnvConfig))
-			}
-			loadConfig(t, data, job.Spec.Template.Spec, jc, svcs)
-			checkHardened(t, job.Spec.Template.Spec)
-			// GitOps tools cannot patch a Job's template: they must recreate it.
-			for k, want := range map[string]string{
-				"argocd.argoproj.io/hook":               "Sync",
-				"argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
-				"kustomize.toolkit.fluxcd.io/force":     "enabled",
-			} {
-				if got := job.Annotations[k]; got != want {
-					t.Errorf("Job annotation %s = %q, want %q", k, got, want)
-				}
-			}
-
-			for _, img := range []string{c.Image, jc.Image} {
-				if _, tag, ok := strings.Cut(img[strings.LastIndex(img, "/")+1:], ":"); !ok || tag == "" || tag == "latest" {
-					t.Errorf("image %q: want a pinned release tag", img)
-				}
-			}
-			checkNetworkPolicy(t, one[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy"), d, c)
-
-			// The autoscaler, where there is one, watches this consumer.
-			for _, so := range find[kedav1alpha1.ScaledObject](t, objs, "ScaledObject") {
-				checkScaledObject(t, so, d, cfg)
-			}
+			t.Logf("%s: %+v", dir, rep)
 		})
 	}
 }
 
 // One autoscaler per overlay: KEDA's or the HPA, never both.
 func TestOneAutoscalerPerOverlay(t *testing.T) {
-	want := map[string]string{"base": "", "overlays/production": "ScaledObject", "overlays/production-hpa": "HorizontalPodAutoscaler"}
-	for dir, kind := range want {
-		objs := render(t, dir)
-		so := find[kedav1alpha1.ScaledObject](t, objs, "ScaledObject")
-		hpa := find[autoscalingv2.HorizontalPodAutoscaler](t, objs, "HorizontalPodAutoscaler")
-		got := ""
-		switch {
-		case len(so) == 1 && len(hpa) == 0:
-			got = "ScaledObject"
-		case len(so) == 0 && len(hpa) == 1:
-			got = "HorizontalPodAutoscaler"
-		case len(so)+len(hpa) > 0:
-			got = "both"
+	want := map[string][]string{"base": nil, "overlays/production": {"ScaledObject"}, "overlays/production-hpa": {"HorizontalPodAutoscaler"}}
+	for dir, kinds := range want {
+		rep, err := Check(render(t, dir))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got != kind {
-			t.Errorf("%s: autoscaler %q, want %q", dir, got, kind)
-		}
-		for _, h := range hpa {
-			if h.Spec.ScaleTargetRef.Name != "herald-worker" || h.Spec.MaxReplicas < *h.Spec.MinReplicas {
-				t.Errorf("%s: HPA %+v", dir, h.Spec)
-			}
+		if !slices.Equal(rep.Autoscalers, kinds) {
+			t.Errorf("%s: autoscalers %v, want %v", dir, rep.Autoscalers, kinds)
 		}
 	}
 }
 
-func checkScaledObject(t *testing.T, so *kedav1alpha1.ScaledObject, d *appsv1.Deployment, cfg *config.Config) {
-	t.Helper()
-	if so.Spec.ScaleTargetRef.Name != d.Name || so.Namespace != d.Namespace {
-		t.Errorf("ScaledObject targets %s/%s, Deployment is %s/%s", so.Namespace, so.Spec.ScaleTargetRef.Name, d.Namespace, d.Name)
-	}
-	if so.Spec.MinReplicaCount == nil || so.Spec.MaxReplicaCount == nil || *so.Spec.MaxReplicaCount < *so.Spec.MinReplicaCount {
-		t.Errorf("replica bounds %v..%v", so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount)
-	}
-	if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "nats-jetstream" {
-		t.Fatalf("triggers %+v, want one nats-jetstream", so.Spec.Triggers)
-	}
-	m := so.Spec.Triggers[0].Metadata
-	if m["stream"] != cfg.NATS.Stream || m["consumer"] != cfg.NATS.Consumer || m["account"] != "$G" {
-		t.Errorf("trigger watches %s/%s in %s; config has %s/%s", m["stream"], m["consumer"], m["account"], cfg.NATS.Stream, cfg.NATS.Consumer)
-	}
-	if _, _, err := net.SplitHostPort(m["natsServerMonitoringEndpoint"]); err != nil {
-		t.Errorf("natsServerMonitoringEndpoint %q: %v", m["natsServerMonitoringEndpoint"], err)
-	}
-	lag, err := strconv.Atoi(m["lagThreshold"])
-	if err != nil || lag <= 0 {
-		t.Fatalf("lagThreshold %q", m["lagThreshold"])
-	}
-	// A replica holds some jobs unacknowledged by itself: a threshold at or
-	// below that would scale on in-flight work.
-	held := worker.Config{Concurrency: cfg.Worker.Concurrency}.MaxUnacked()
-	if lag <= held {
-		t.Errorf("lagThreshold %d is not above what one replica holds in flight (%d)", lag, held)
-	}
-	if act, err := strconv.Atoi(m["activationLagThreshold"]); err != nil || act < held || act > lag {
-		t.Errorf("activationLagThreshold %q, want one replica's in-flight window %d, at most lagThreshold %d", m["activationLagThreshold"], held, lag)
-	}
-	// Every replica's window must fit in the consumer's max_ack_pending.
-	if need := int(*so.Spec.MaxReplicaCount) * held; need > cfg.NATS.MaxAckPending {
-		t.Errorf("maxReplicaCount %d needs max_ack_pending >= %d, config has %d", *so.Spec.MaxReplicaCount, need, cfg.NATS.MaxAckPending)
-	}
+// mistake is a change to a correct set of objects that Check must report.
+type mistake struct {
+	name   string
+	change func(t *testing.T, objs []Object) []Object
+	want   string // in the error
 }
 
-// checkNetworkPolicy: the policy selects the worker's pods, lets in only
-// its http port, and lets out DNS, NATS, Redis and HTTPS.
-func checkNetworkPolicy(t *testing.T, np *networkingv1.NetworkPolicy, d *appsv1.Deployment, c corev1.Container) {
-	t.Helper()
-	for k, v := range np.Spec.PodSelector.MatchLabels {
-		if d.Spec.Template.Labels[k] != v {
-			t.Errorf("NetworkPolicy selects %s=%s, the worker's pods are %v", k, v, d.Spec.Template.Labels)
-		}
+// Each check can fail: a mistake made in the production overlay is
+// reported, naming what is wrong.
+func TestChecksCatchMistakes(t *testing.T) {
+	recv := func(t *testing.T, objs []Object) *corev1.Container {
+		return &get[appsv1.Deployment](t, objs, "herald-receiver").Spec.Template.Spec.Containers[0]
 	}
-	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.String() != c.Ports[0].Name {
-		t.Errorf("NetworkPolicy ingress %+v, want the one port %s", np.Spec.Ingress, c.Ports[0].Name)
+	recvPod := func(t *testing.T, objs []Object) *corev1.PodSpec {
+		return &get[appsv1.Deployment](t, objs, "herald-receiver").Spec.Template.Spec
 	}
-	out := map[string]bool{}
-	for _, rule := range np.Spec.Egress {
-		for _, p := range rule.Ports {
-			out[p.Port.String()] = true
-		}
+	ingressPath := func(t *testing.T, objs []Object) *networkingv1.HTTPIngressPath {
+		return &get[networkingv1.Ingress](t, objs, "herald-receiver").Spec.Rules[0].HTTP.Paths[0]
 	}
-	for _, port := range []string{"53", "4222", "6379", "443"} {
-		if !out[port] {
-			t.Errorf("NetworkPolicy lets no traffic out to port %s", port)
-		}
-	}
-}
-
-func checkHardened(t *testing.T, pod corev1.PodSpec) {
-	t.Helper()
-	// herald reads HERALD_* variables as settings; the kubelet's service
-	// links for a Service named herald-... are not its business.
-	if pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
-		t.Errorf("pod spec does not set enableServiceLinks: false")
-	}
-	psc := pod.SecurityContext
-	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("pod security context %+v: want runAsNonRoot and seccomp RuntimeDefault", psc)
-	}
-	for _, c := range pod.Containers {
-		sc := c.SecurityContext
-		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
-			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
-			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-			t.Errorf("container %s security context %+v", c.Name, sc)
-		}
-	}
-}
-
-func envValue(c corev1.Container, name string) string {
-	for _, e := range c.Env {
-		if e.Name == name {
-			return e.Value
-		}
-	}
-	return ""
-}
-
-type mounted struct {
-	mount corev1.VolumeMount
-	vol   corev1.Volume
-}
-
-// mountOf finds the volume that path lies on.
-func mountOf(t *testing.T, pod corev1.PodSpec, c corev1.Container, path string) mounted {
-	t.Helper()
-	for _, m := range c.VolumeMounts {
-		if filepath.Dir(path) == m.MountPath || strings.HasPrefix(path, m.MountPath+"/") {
-			for _, v := range pod.Volumes {
-				if v.Name == m.Name {
-					return mounted{m, v}
+	editConfig := func(t *testing.T, objs []Object, old, new string) {
+		for _, cm := range all[corev1.ConfigMap](objs) {
+			for k, v := range cm.Data {
+				if !strings.Contains(v, old) {
+					t.Fatalf("ConfigMap %s has no %q", cm.Name, old)
 				}
+				cm.Data[k] = strings.ReplaceAll(v, old, new)
 			}
 		}
 	}
-	t.Fatalf("%s is on no mounted volume", path)
-	return mounted{}
-}
-
-// loadConfig loads herald.yaml with config.Load as the container would:
-// with the Secret's mount point replaced by a directory of stand-in files,
-// and with the environment the kubelet gives it, service links included
-// unless the pod turns them off.
-func loadConfig(t *testing.T, data string, pod corev1.PodSpec, c corev1.Container, svcs []*corev1.Service) *config.Config {
-	t.Helper()
-	dir := t.TempDir()
-	secretDir := filepath.Join(dir, "secrets")
-	var secretMount string
-	for _, m := range c.VolumeMounts {
-		for _, v := range pod.Volumes {
-			if v.Name == m.Name && v.Secret != nil {
-				secretMount = m.MountPath
+	cases := []mistake{
+		{"receiver port is not receiver.http_addr", func(t *testing.T, objs []Object) []Object {
+			recv(t, objs).Ports[0].ContainerPort = 8082
+			return objs
+		}, "receiver.http_addr is :8081, the container port http is 8082"},
+		{"receiver.http_addr on loopback", func(t *testing.T, objs []Object) []Object {
+			editConfig(t, objs, `http_addr: ":8081"`, `http_addr: "127.0.0.1:8081"`)
+			return objs
+		}, "only the pod itself can reach it"},
+		{"readiness probe by number", func(t *testing.T, objs []Object) []Object {
+			recv(t, objs).ReadinessProbe.HTTPGet.Port = intstr.FromInt32(8081)
+			return objs
+		}, "readiness probe on port 8081, want the named port http"},
+		{"readiness probe on /healthz", func(t *testing.T, objs []Object) []Object {
+			recv(t, objs).ReadinessProbe.HTTPGet.Path = "/healthz"
+			return objs
+		}, "readiness probe path /healthz"},
+		{"service links on", func(t *testing.T, objs []Object) []Object {
+			recvPod(t, objs).EnableServiceLinks = nil
+			return objs
+		}, "Deployment herald-receiver: pod spec does not set enableServiceLinks: false"},
+		{"privileged", func(t *testing.T, objs []Object) []Object {
+			recv(t, objs).SecurityContext.Privileged = new(true)
+			return objs
+		}, "herald-receiver: container herald security context"},
+		{"no memory limit", func(t *testing.T, objs []Object) []Object {
+			delete(recv(t, objs).Resources.Limits, corev1.ResourceMemory)
+			return objs
+		}, "herald-receiver: resources"},
+		{"grace period shorter than the preStop pause and a push", func(t *testing.T, objs []Object) []Object {
+			recvPod(t, objs).TerminationGracePeriodSeconds = new(int64(8))
+			return objs
+		}, "terminationGracePeriodSeconds 8s is not above the preStop pause 5s and a push's deadline 3s"},
+		{"grace period under shutdown_grace", func(t *testing.T, objs []Object) []Object {
+			get[appsv1.Deployment](t, objs, "herald-worker").Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64(25))
+			return objs
+		}, "not above worker.shutdown_grace 25s"},
+		{"a latest image", func(t *testing.T, objs []Object) []Object {
+			recv(t, objs).Image = "ghcr.io/heraldhq/herald:latest"
+			return objs
+		}, `image "ghcr.io/heraldhq/herald:latest": want a pinned release tag`},
+		{"two builds", func(t *testing.T, objs []Object) []Object {
+			recv(t, objs).Image = "ghcr.io/heraldhq/herald:v1.0.9"
+			return objs
+		}, "every part of herald runs one build"},
+		{"no app with push settings", func(t *testing.T, objs []Object) []Object {
+			editConfig(t, objs, "        token_file: /secrets/wechat_push_token\n        encoding_aes_key_file: /secrets/wechat_encoding_aes_key\n", "")
+			return objs
+		}, "no app has apps.<app>.wechat.push.token"},
+		{"a misspelt setting in the receiver's environment", func(t *testing.T, objs []Object) []Object {
+			c := recv(t, objs)
+			c.Env = append(c.Env, corev1.EnvVar{Name: "HERALD_RECEIVER_PATH_PREFX", Value: "/push/"})
+			return objs
+		}, "HERALD_RECEIVER_PATH_PREFX: no such setting"},
+		{"the Secret lacks a file herald.yaml names", func(t *testing.T, objs []Object) []Object {
+			return append(objs, Object{APIVersion: "v1", Kind: "Secret", Name: "herald-secrets", Value: &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "herald-secrets"},
+				StringData: map[string]string{"wechat_app_secret": "s", "wechat_push_token": "pushToken1"},
+			}})
+		}, "encoding_aes_key_file: open /secrets/wechat_encoding_aes_key"},
+		{"the Secret's EncodingAESKey is malformed", func(t *testing.T, objs []Object) []Object {
+			return append(objs, Object{APIVersion: "v1", Kind: "Secret", Name: "herald-secrets", Value: &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "herald-secrets"},
+				StringData: map[string]string{"wechat_app_secret": "s", "wechat_push_token": "pushToken1", "wechat_encoding_aes_key": "short"},
+			}})
+		}, "encoding_aes_key: must be 43 letters and digits"},
+		{"two budgets over the receiver", func(t *testing.T, objs []Object) []Object {
+			get[policyv1.PodDisruptionBudget](t, objs, "herald-worker").Spec.Selector.MatchLabels[LabelComponent] = Receiver
+			return objs
+		}, "herald-receiver: its pods are under 2 PodDisruptionBudgets"},
+		{"a budget that blocks drains", func(t *testing.T, objs []Object) []Object {
+			pdb := get[policyv1.PodDisruptionBudget](t, objs, "herald-receiver")
+			pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable = nil, new(intstr.FromInt32(3))
+			return objs
+		}, "minAvailable 3 of 3 replicas of Deployment herald-receiver blocks every drain"},
+		{"a Service targets a number", func(t *testing.T, objs []Object) []Object {
+			get[corev1.Service](t, objs, "herald-receiver").Spec.Ports[0].TargetPort = intstr.FromInt32(8081)
+			return objs
+		}, "Service herald-receiver: port"},
+		{"a Service selects the worker and the receiver", func(t *testing.T, objs []Object) []Object {
+			delete(get[corev1.Service](t, objs, "herald-receiver").Spec.Selector, LabelComponent)
+			return objs
+		}, "Service herald-receiver selects the pods of"},
+		{"the Ingress routes another prefix", func(t *testing.T, objs []Object) []Object {
+			ingressPath(t, objs).Path = "/push/"
+			return objs
+		}, "host push.example.com does not route app default's push URL /wechat/default"},
+		{"the Ingress publishes /metrics", func(t *testing.T, objs []Object) []Object {
+			ingressPath(t, objs).Path = "/"
+			return objs
+		}, "push.example.com/metrics is public"},
+		{"the Ingress without TLS", func(t *testing.T, objs []Object) []Object {
+			get[networkingv1.Ingress](t, objs, "herald-receiver").Spec.TLS = nil
+			return objs
+		}, "host push.example.com is not under TLS"},
+		{"the Ingress routes to the worker", func(t *testing.T, objs []Object) []Object {
+			ingressPath(t, objs).Backend.Service.Name = "herald-worker"
+			return objs
+		}, "Service herald-worker is not the receiver's"},
+		{"the Ingress names a Service port that is not there", func(t *testing.T, objs []Object) []Object {
+			ingressPath(t, objs).Backend.Service.Port.Name = "https"
+			return objs
+		}, "Service herald-receiver has no port"},
+		{"KEDA scales the receiver", func(t *testing.T, objs []Object) []Object {
+			get[kedav1alpha1.ScaledObject](t, objs, "herald-worker").Spec.ScaleTargetRef.Name = "herald-receiver"
+			return objs
+		}, "it scales the worker Deployment on its consumer's lag"},
+		{"KEDA beyond max_ack_pending", func(t *testing.T, objs []Object) []Object {
+			get[kedav1alpha1.ScaledObject](t, objs, "herald-worker").Spec.MaxReplicaCount = new(int32(30))
+			return objs
+		}, "30 replicas need nats.max_ack_pending >= 19200"},
+		{"KEDA scales on in-flight work", func(t *testing.T, objs []Object) []Object {
+			get[kedav1alpha1.ScaledObject](t, objs, "herald-worker").Spec.Triggers[0].Metadata["lagThreshold"] = "500"
+			return objs
+		}, "lagThreshold 500 is not above what one replica holds in flight (640)"},
+		{"no NATS egress", func(t *testing.T, objs []Object) []Object {
+			np := get[networkingv1.NetworkPolicy](t, objs, "herald")
+			np.Spec.Egress = slices.DeleteFunc(np.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+				return slices.ContainsFunc(r.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port.String() == "4222" })
+			})
+			return objs
+		}, "lets no traffic out to port 4222"},
+		{"a ServiceMonitor on a port no Service names", func(t *testing.T, objs []Object) []Object {
+			get[monitoringv1.ServiceMonitor](t, objs, "herald-receiver").Spec.Endpoints[0].Port = "metrics"
+			return objs
+		}, `scrapes port "metrics", which Service herald-receiver does not name`},
+		{"a streams Job GitOps would patch", func(t *testing.T, objs []Object) []Object {
+			delete(get[batchv1.Job](t, objs, "herald-streams-apply").Annotations, "argocd.argoproj.io/hook")
+			return objs
+		}, "GitOps tools must recreate the Job"},
+		{"two workers", func(t *testing.T, objs []Object) []Object {
+			d := get[appsv1.Deployment](t, objs, "herald-worker").DeepCopy()
+			d.Name = "herald-worker-2"
+			return append(objs, Object{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, Value: d})
+		}, "are both component worker"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Check(tc.change(t, render(t, "overlays/production")))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check = %v\nwant an error with %q", err, tc.want)
 			}
-		}
+			t.Log(err)
+		})
 	}
-	if secretMount == "" {
-		t.Fatal("no Secret is mounted")
-	}
-	if err := os.MkdirAll(secretDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// Every *_file under the mount point gets a stand-in.
-	for _, line := range strings.Split(data, "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if _, v, ok := strings.Cut(line, "_file:"); ok {
-			p := strings.TrimSpace(v)
-			if rel, ok := strings.CutPrefix(p, secretMount+"/"); ok {
-				if err := os.WriteFile(filepath.Join(secretDir, rel), []byte("stand-in\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	file := filepath.Join(dir, "herald.yaml")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(data, secretMount+"/", secretDir+"/")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var environ []string
-	if pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
-		environ = ServiceLinkEnv(svcs)
-	}
-	environ = append(environ, containerEnv(c)...)
-	cfg, err := config.Load(file, environ)
-	if err != nil {
-		t.Fatalf("herald.yaml does not load in container %s: %v", c.Name, err)
-	}
-	return cfg
-}
-
-// containerEnv is c's own environment, with stand-ins where the kubelet
-// would fill in a field or a key. An optional key is left out, as when it
-// is missing.
-func containerEnv(c corev1.Container) []string {
-	var env []string
-	for _, e := range c.Env {
-		v := e.Value
-		if from := e.ValueFrom; from != nil {
-			switch {
-			case from.FieldRef != nil:
-				v = "stand-in-pod"
-			case from.ResourceFieldRef != nil:
-				v = "100663296"
-			case from.SecretKeyRef != nil && from.SecretKeyRef.Optional != nil && *from.SecretKeyRef.Optional,
-				from.ConfigMapKeyRef != nil && from.ConfigMapKeyRef.Optional != nil && *from.ConfigMapKeyRef.Optional:
-				continue
-			default:
-				v = "stand-in"
-			}
-		}
-		env = append(env, e.Name+"="+v)
-	}
-	return env
 }
 
 // The simulation finds what crash-looped the first deployment: a Service
@@ -542,10 +439,11 @@ func containerEnv(c corev1.Container) []string {
 // links; a real typo beside them is still refused.
 func TestServiceLinksReachTheLoader(t *testing.T) {
 	objs := render(t, "base")
-	svcs := find[corev1.Service](t, objs, "Service")
-	env := ServiceLinkEnv(svcs)
-	if !slices.Contains(env, "HERALD_WORKER_PORT=tcp://10.96.0.10:8080") {
-		t.Fatalf("service links %v lack HERALD_WORKER_PORT", env)
+	env := ServiceLinkEnv(all[corev1.Service](objs))
+	for _, prefix := range []string{"HERALD_WORKER_PORT=tcp://", "HERALD_RECEIVER_PORT=tcp://", "HERALD_RECEIVER_SERVICE_PORT_HTTP=8081"} {
+		if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, prefix) }) {
+			t.Fatalf("service links %v lack %s", env, prefix)
+		}
 	}
 	if _, err := config.Load("", env); err != nil {
 		t.Fatalf("config with the service links: %v", err)
