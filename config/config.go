@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/heraldhq/herald/internal/httpclient"
 )
 
 // Values with a meaning of their own in the configuration.
@@ -286,8 +288,14 @@ type WeChatApp struct {
 	// through HERALD_APPS_<APP>_WECHAT_APP_SECRET.
 	AppSecret     Secret `yaml:"app_secret"`
 	AppSecretFile string `yaml:"app_secret_file"`
-	// BaseURL is the API's root. Default [DefaultWeChatBaseURL].
+	// BaseURL is the API's root. Default [DefaultWeChatBaseURL]. Plain
+	// http is refused unless the host is loopback (the sandbox) or
+	// AllowInsecure is set.
 	BaseURL string `yaml:"base_url"`
+	// AllowInsecure accepts a plain http BaseURL to a host other than
+	// loopback: the secret and the access tokens then cross the network
+	// unencrypted. The worker logs a warning at start. Default false.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// TokenEndpoint is [TokenEndpointStable] (default) or
 	// [TokenEndpointToken].
 	TokenEndpoint string `yaml:"token_endpoint"`
@@ -386,9 +394,32 @@ type AlipayApp struct {
 	AlipayPublicKey     string `yaml:"alipay_public_key"`
 	AlipayPublicKeyFile string `yaml:"alipay_public_key_file"`
 	// Gateway is the OpenAPI endpoint. Default [DefaultAlipayGateway].
+	// Plain http is refused unless the host is loopback (the sandbox) or
+	// AllowInsecure is set.
 	Gateway string `yaml:"gateway"`
+	// AllowInsecure accepts a plain http Gateway to a host other than
+	// loopback: signed requests and answers then cross the network
+	// unencrypted. The worker logs a warning at start. Default false.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// Recipient is [RecipientOpenID] (default) or [RecipientUserID].
 	Recipient string `yaml:"recipient"`
+}
+
+// InsecureURLs lists the platform URLs that allow_insecure lets through:
+// plain http to a host other than loopback, by key
+// ("apps.shop.wechat.base_url"), sorted.
+func (c *Config) InsecureURLs() []string {
+	var out []string
+	for _, name := range sortedKeys(c.Apps) {
+		app := c.Apps[name]
+		if w := app.WeChat; w != nil && httpclient.Insecure(w.BaseURL) {
+			out = append(out, "apps."+name+".wechat.base_url")
+		}
+		if a := app.Alipay; a != nil && httpclient.Insecure(a.Gateway) {
+			out = append(out, "apps."+name+".alipay.gateway")
+		}
+	}
+	return out
 }
 
 // Default returns the configuration used where neither the file nor the

@@ -246,7 +246,7 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// setScalar parses s into v, a string, [Secret], int, float64 or
+// setScalar parses s into v, a string, [Secret], int, float64, bool or
 // [time.Duration] field. The empty string sets the zero value. Errors quote
 // s, except for secrets, which always parse.
 func setScalar(v reflect.Value, s string) error {

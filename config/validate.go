@@ -255,7 +255,7 @@ func (a App) validate(p *problems, key string) {
 		if w.AppSecret == "" && w.AppSecretFile == "" {
 			p.add(k+".app_secret", "required (inline, app_secret_file or %s)", envName(k+".app_secret"))
 		}
-		validateHTTPURL(p, k+".base_url", w.BaseURL)
+		validateHTTPURL(p, k+".base_url", w.BaseURL, w.AllowInsecure)
 		if w.TokenEndpoint != TokenEndpointStable && w.TokenEndpoint != TokenEndpointToken {
 			p.add(k+".token_endpoint", "must be %s or %s", TokenEndpointStable, TokenEndpointToken)
 		}
@@ -272,7 +272,7 @@ func (a App) validate(p *problems, key string) {
 		if a.AlipayPublicKey == "" && a.AlipayPublicKeyFile == "" {
 			p.add(k+".alipay_public_key", "required (inline or alipay_public_key_file)")
 		}
-		validateHTTPURL(p, k+".gateway", a.Gateway)
+		validateHTTPURL(p, k+".gateway", a.Gateway, a.AllowInsecure)
 		if a.Recipient != RecipientOpenID && a.Recipient != RecipientUserID {
 			p.add(k+".recipient", "must be %s or %s", RecipientOpenID, RecipientUserID)
 		}
@@ -451,10 +451,17 @@ func validateNATSURL(p *problems, key, list string) {
 	}
 }
 
-func validateHTTPURL(p *problems, key, s string) {
-	if s == "" {
+// validateHTTPURL checks a platform endpoint: https, or plain http to
+// loopback (the sandbox), or to anywhere with allow_insecure, the key
+// beside it.
+func validateHTTPURL(p *problems, key, s string, allowInsecure bool) {
+	switch {
+	case s == "":
 		p.add(key, "required")
-	} else if err := httpclient.CheckURL(s); err != nil {
-		p.add(key, "%s", err)
+	case httpclient.CheckURL(s) != nil:
+		p.add(key, "%s", httpclient.CheckURL(s))
+	case httpclient.Insecure(s) && !allowInsecure:
+		p.add(key, "plain http to a host other than loopback would carry secrets unencrypted: use https, "+
+			"or set %s: true", key[:strings.LastIndexByte(key, '.')+1]+"allow_insecure")
 	}
 }

@@ -182,6 +182,7 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 		AppSecret:     config.Secret(sandbox.DevWeChatSecret),
 		BaseURL:       sandboxURL,
 		TokenEndpoint: config.TokenEndpointStable,
+		AllowInsecure: true, // the sandbox, wherever --sandbox-addr puts it
 		Push: config.WeChatPush{
 			Token:          config.Secret(sandbox.DevPushToken),
 			EncodingAESKey: config.Secret(sandbox.DevEncodingAESKey),
@@ -192,6 +193,7 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 		AlipayPublicKey: aliKeys.GatewayPublicKey,
 		Gateway:         sandboxURL + sandbox.AlipayGatewayPath,
 		Recipient:       config.RecipientOpenID,
+		AllowInsecure:   true,
 	}}}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("dev config: %w", err)

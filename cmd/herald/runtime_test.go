@@ -85,3 +85,22 @@ func TestConsoleLogsArePlainOffTerminals(t *testing.T) {
 		t.Fatalf("console log %q: want no escape codes and hold 30s", s)
 	}
 }
+
+// A platform URL that allow_insecure lets through in plain http is named
+// in a warning at start; loopback and https are not.
+func TestWorkerWarnsOfInsecurePlatformURLs(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Apps = map[string]config.App{
+		"sandbox": {WeChat: &config.WeChatApp{BaseURL: "http://127.0.0.1:9100"}},
+		"proxied": {WeChat: &config.WeChatApp{BaseURL: "http://wechat-proxy.internal", AllowInsecure: true},
+			Alipay: &config.AlipayApp{Gateway: "https://openapi.alipay.com/gateway.do", AllowInsecure: true}},
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	warnInsecure(cfg, zap.New(core))
+	got := logs.All()
+	if len(got) != 1 || got[0].ContextMap()["key"] != "apps.proxied.wechat.base_url" ||
+		!strings.Contains(got[0].Message, "plain http") {
+		t.Fatalf("warnings %+v, want one for apps.proxied.wechat.base_url", got)
+	}
+}

@@ -129,6 +129,7 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		}
 	}
 
+	warnInsecure(cfg, log)
 	st, err := newStores(cfg, log)
 	if err != nil {
 		return err
@@ -172,6 +173,15 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		}
 	}
 	return nil
+}
+
+// warnInsecure logs every platform URL that allow_insecure lets through
+// in plain http.
+func warnInsecure(cfg *config.Config, log *zap.Logger) {
+	for _, key := range cfg.InsecureURLs() {
+		log.Warn("platform calls in plain http (allow_insecure): the app's secret, tokens and messages cross the network unencrypted",
+			zap.String("key", key))
+	}
 }
 
 func retryPolicy(cfg *config.Config) retry.Policy {
