@@ -23,6 +23,7 @@ func init() { commands = append(commands, newWorkerCmd) }
 
 func newWorkerCmd(e *env) *cobra.Command {
 	var logLevel, logFormat, pprofAddr string
+	var pprofRemote bool
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run one worker replica",
@@ -46,7 +47,11 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 			}
 			defer func() { _ = log.Sync() }()
 			if pprofAddr != "" {
-				stop, err := servePprof(pprofAddr)
+				addr, err := pprofListenAddr(pprofAddr, pprofRemote)
+				if err != nil {
+					return err
+				}
+				_, stop, err := servePprof(addr)
 				if err != nil {
 					return err
 				}
@@ -57,16 +62,39 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "json or console")
-	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address, for profiling")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address, for profiling; a port alone (:6060) binds 127.0.0.1")
+	cmd.Flags().BoolVar(&pprofRemote, "pprof-allow-remote", false, "let --pprof bind an address other than loopback")
 	_ = cmd.Flags().MarkHidden("pprof")
+	_ = cmd.Flags().MarkHidden("pprof-allow-remote")
 	return cmd
 }
 
-// servePprof serves the runtime profiles on addr until stop is called.
-func servePprof(addr string) (stop func(), err error) {
+// pprofListenAddr is where --pprof addr listens: loopback unless told
+// otherwise. Profiles show what the process holds in memory (jobs,
+// tokens) and a CPU profile or trace costs the worker dearly, so an
+// address without a host (":6060") binds 127.0.0.1, and a host other than
+// loopback needs allowRemote.
+func pprofListenAddr(addr string, allowRemote bool) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--pprof %q: want host:port, such as 127.0.0.1:6060 or :6060", addr)
+	}
+	switch {
+	case host == "":
+		return net.JoinHostPort("127.0.0.1", port), nil
+	case host == "localhost", net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback(), allowRemote:
+		return addr, nil
+	}
+	return "", fmt.Errorf("--pprof %s: not a loopback address, and profiles expose the process's memory; "+
+		"bind 127.0.0.1 (reach it with kubectl port-forward), or pass --pprof-allow-remote", addr)
+}
+
+// servePprof serves the runtime profiles on addr until stop is called,
+// and tells where it listens.
+func servePprof(addr string) (net.Addr, func(), error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("pprof listen: %w", err)
+		return nil, nil, fmt.Errorf("pprof listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -76,7 +104,7 @@ func servePprof(addr string) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
-	return func() { _ = srv.Close(); <-done }, nil
+	return l.Addr(), func() { _ = srv.Close(); <-done }, nil
 }
 
 // started is told the addresses a running worker listens on.
@@ -149,12 +177,12 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 	}
 	ready := func() error {
 		if err := worker.NATSReady(nc); err != nil {
-			return err
+			return unready("nats", err)
 		}
 		if err := worker.NATSReady(pubNC); err != nil {
-			return err
+			return unready("nats", err)
 		}
-		return w.Ready()
+		return unready("store", w.Ready())
 	}
 	addr, stopHTTP, err := serveHTTP(ctx, cfg.Worker.HTTPAddr, reg, ready, nil, log)
 	if err != nil {
