@@ -117,9 +117,17 @@ type NATS struct {
 	// DeadMaxAge is how long dead letters are kept; 0 keeps them for ever.
 	// Default 14 days.
 	DeadMaxAge time.Duration `yaml:"dead_max_age"`
+	// DeadMaxBytes bounds the dead-letter stream's size. When it is full
+	// a new dead letter is refused (discard new): the worker keeps the job
+	// queued with its decided dead letter and stores it once there is room,
+	// so none is dropped. 0: no limit. Default 1GiB.
+	DeadMaxBytes ByteSize `yaml:"dead_max_bytes"`
 	// EventsMaxAge is how long delivery receipts are kept; 0 keeps them for
 	// ever. Default 7 days.
 	EventsMaxAge time.Duration `yaml:"events_max_age"`
+	// EventsMaxBytes bounds the receipt stream's size: when it is full the
+	// oldest receipts go (discard old). 0: no limit. Default 2GiB.
+	EventsMaxBytes ByteSize `yaml:"events_max_bytes"`
 	// MaxAckPending caps the jobs handed out and not yet acknowledged, over
 	// all replicas. Default 16384.
 	MaxAckPending int `yaml:"max_ack_pending"`
@@ -129,6 +137,10 @@ type NATS struct {
 	// SubscriptionsMaxAge is how long subscription events are kept; 0
 	// keeps them for ever. Default 30 days.
 	SubscriptionsMaxAge time.Duration `yaml:"subscriptions_max_age"`
+	// SubscriptionsMaxBytes bounds the subscription event stream's size:
+	// when it is full the oldest events go (discard old). 0: no limit.
+	// Default 1GiB.
+	SubscriptionsMaxBytes ByteSize `yaml:"subscriptions_max_bytes"`
 }
 
 // Redis locates the store shared by replicas for deduplication and rate
@@ -435,11 +447,14 @@ func Default() *Config {
 			Replicas:        1,
 			DuplicateWindow: 2 * time.Minute,
 			DeadMaxAge:      14 * day,
+			DeadMaxBytes:    1 << 30,
 			EventsMaxAge:    7 * day,
+			EventsMaxBytes:  2 << 30,
 			MaxAckPending:   16384,
 
-			SubscriptionsStream: "NOTIFY_SUBSCRIPTIONS",
-			SubscriptionsMaxAge: 30 * day,
+			SubscriptionsStream:   "NOTIFY_SUBSCRIPTIONS",
+			SubscriptionsMaxAge:   30 * day,
+			SubscriptionsMaxBytes: 1 << 30,
 		},
 		Redis: Redis{URL: "redis://127.0.0.1:6379/0"},
 		Worker: Worker{

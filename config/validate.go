@@ -89,6 +89,14 @@ func (n *NATS) validate(p *problems) {
 	} else if n.EventsMaxAge > 0 && n.DuplicateWindow > n.EventsMaxAge {
 		p.add("nats.events_max_age", "must not be shorter than nats.duplicate_window")
 	}
+	for _, b := range []struct {
+		key string
+		v   ByteSize
+	}{{"nats.dead_max_bytes", n.DeadMaxBytes}, {"nats.events_max_bytes", n.EventsMaxBytes}, {"nats.subscriptions_max_bytes", n.SubscriptionsMaxBytes}} {
+		if b.v != 0 && b.v < minStreamBytes {
+			p.add(b.key, "must be at least 1MiB (or 0 for no limit): a dead letter alone may take 100KB")
+		}
+	}
 	if n.MaxAckPending < 1 {
 		p.add("nats.max_ack_pending", "must be at least 1")
 	}
@@ -103,6 +111,9 @@ func (n *NATS) validate(p *problems) {
 		p.add("nats.subscriptions_max_age", "must be at least 10m, the stream's duplicate window (or 0)")
 	}
 }
+
+// minStreamBytes is the least max_bytes a stream may have.
+const minStreamBytes = 1 << 20
 
 // subscriptionsDuplicateWindow is producer.SubscriptionsDuplicateWindow;
 // this package imports no runtime package.

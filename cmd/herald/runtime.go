@@ -79,6 +79,10 @@ func topologyOf(cfg *config.Config) producer.Topology {
 		SubscriptionsMaxAge: cfg.NATS.SubscriptionsMaxAge,
 		AckWait:             cfg.Worker.AckWait,
 		MaxAckPending:       cfg.NATS.MaxAckPending,
+
+		DeadMaxBytes:          int64(cfg.NATS.DeadMaxBytes),
+		EventsMaxBytes:        int64(cfg.NATS.EventsMaxBytes),
+		SubscriptionsMaxBytes: int64(cfg.NATS.SubscriptionsMaxBytes),
 	}
 }
 
