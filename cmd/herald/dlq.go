@@ -34,8 +34,9 @@ func newDLQCmd(e *env) *cobra.Command {
 		Short: "Inspect, replay and purge dead letters",
 		Long: `Dead letters are jobs herald gave up on: the worker publishes each one to
 notify.dead.<platform>.<reason>, stored in the NOTIFY_DEAD stream (nats.dead_stream)
-for 14 days (nats.dead_max_age). Each holds the reason, the platform's code and
-message, and the original job.
+for 14 days (nats.dead_max_age), up to 1 GiB (nats.dead_max_bytes: when it is
+full, new dead letters wait with their jobs until purge, replay or age makes room).
+Each holds the reason, the platform's code and message, and the original job.
 
 list, show and stats read the stream without consuming it. replay publishes the
 original jobs again and deletes their dead letters once JetStream acknowledged the
