@@ -472,7 +472,7 @@ func (w *Worker) streamStats(ctx context.Context, name string) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var size, limit float64
-	s, err := w.pubJS.Stream(ctx, name)
+	s, err := w.js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 	case err != nil:
