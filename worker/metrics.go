@@ -86,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		streamBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_stream_bytes",
-			Help: "Bytes stored in each of the worker's streams (jobs, dead letters, receipts), as of the last look (every 30s).",
+			Help: "Bytes stored in each of the worker's streams (jobs, dead letters, receipts, subscription events), as of the last look (every 30s).",
 		}, []string{"stream"}),
 		streamMaxBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_stream_max_bytes",

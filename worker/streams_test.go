@@ -17,9 +17,9 @@ import (
 	"github.com/heraldhq/herald/sandbox"
 )
 
-// gauge is the value of a gauge or counter in reg: the series whose one
+// streamGauge is the value of a gauge or counter in reg: the series whose one
 // label is stream, or the series without labels for stream "".
-func gauge(t *testing.T, reg *prometheus.Registry, name, stream string) (float64, bool) {
+func streamGauge(t *testing.T, reg *prometheus.Registry, name, stream string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -87,8 +87,8 @@ func TestFullDeadStreamKeepsTheJobUntilThereIsRoom(t *testing.T) {
 	cfg.StreamStatsEvery = 50 * time.Millisecond
 	r := b.startWorker(t, cfg)
 	testenv.Eventually(t, 10*time.Second, "the dead stream's size in the metrics", func() bool {
-		size, _ := gauge(t, r.reg, "herald_stream_bytes", "NOTIFY_DEAD")
-		max, _ := gauge(t, r.reg, "herald_stream_max_bytes", "NOTIFY_DEAD")
+		size, _ := streamGauge(t, r.reg, "herald_stream_bytes", "NOTIFY_DEAD")
+		max, _ := streamGauge(t, r.reg, "herald_stream_max_bytes", "NOTIFY_DEAD")
 		return max == limit && size > 0.8*limit
 	})
 
@@ -160,7 +160,7 @@ func TestFullReceiptStreamDropsTheOldest(t *testing.T) {
 	}
 	t.Logf("%d bytes per stored receipt", size/msgs)
 	for _, m := range []string{"herald_receipts_pending", "herald_receipts_given_up_total"} {
-		if n, ok := gauge(t, r.reg, m, ""); !ok || n != 0 {
+		if n, ok := streamGauge(t, r.reg, m, ""); !ok || n != 0 {
 			t.Errorf("%s = %v, want 0", m, n)
 		}
 	}

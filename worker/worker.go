@@ -438,12 +438,16 @@ func (w *Worker) pullAndHandle(ctx, jobCtx context.Context, iter jetstream.Messa
 	}
 }
 
-// streams are the streams the worker uses, by their names in the config:
-// the only values of the stream label.
+// streams are the streams the worker uses (jobs, dead letters, receipts,
+// and the subscription events when the ledger is on), by their names in
+// the config: the only values of the stream label.
 func (w *Worker) streams() []string {
 	out := []string{w.cfg.Stream, w.cfg.DeadStream}
 	if w.cfg.Receipts {
 		out = append(out, w.cfg.EventsStream)
+	}
+	if w.cfg.Subscriptions != SubscriptionsOff {
+		out = append(out, w.cfg.SubscriptionsStream)
 	}
 	return out
 }
