@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/testenv"
 	"github.com/heraldhq/herald/producer/job"
 )
 
@@ -64,8 +65,9 @@ func TestTermSafe(t *testing.T) {
 
 // A dead letter whose fields hold escape sequences reaches the operator's
 // terminal as visible text in every human output of herald dlq (list,
-// show, stats, the replay dry run's samples, purge) and of herald dev,
-// while --json keeps the exact strings.
+// show, stats, the replay dry run's samples, purge), streams status, jobs
+// show, subscriptions show and herald dev, while --json keeps the exact
+// strings.
 func TestDLQOutputIsTerminalSafe(t *testing.T) {
 	t.Parallel()
 	b := opsSetup(t)
@@ -75,6 +77,7 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		TemplateID: "tpl-" + hostile, ToUser: "u-" + hostile, ID: "id-" + hostile, Code: "c-" + hostile,
 		Message: "msg-" + hostile, Field: "f-" + hostile, Attempts: 3, DeadAt: time.Now().UTC(), Worker: "w", Job: jobData}
 	seq := b.publishDead(t, l)
+	b.environ = append(b.environ, "HERALD_REDIS_URL="+testenv.StartRedis(t).URL)
 
 	for _, tt := range []struct {
 		args  []string
@@ -86,6 +89,8 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		{[]string{"dlq", "replay", "--dry-run", "--all"}, true},
 		{[]string{"dlq", "purge", "--dry-run", "--all"}, false},
 		{[]string{"streams", "status"}, false},
+		{[]string{"jobs", "show", l.ID}, true},
+		{[]string{"subscriptions", "show", "--user", l.ToUser}, true},
 	} {
 		cmd := strings.Join(tt.args, " ")
 		out, errOut, err := b.run(t, "", tt.args...)
