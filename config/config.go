@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/heraldhq/herald/internal/httpclient"
 )
 
 // Values with a meaning of their own in the configuration.
@@ -115,9 +117,17 @@ type NATS struct {
 	// DeadMaxAge is how long dead letters are kept; 0 keeps them for ever.
 	// Default 14 days.
 	DeadMaxAge time.Duration `yaml:"dead_max_age"`
+	// DeadMaxBytes bounds the dead-letter stream's size. When it is full
+	// a new dead letter is refused (discard new): the worker keeps the job
+	// queued with its decided dead letter and stores it once there is room,
+	// so none is dropped. 0: no limit. Default 1GiB.
+	DeadMaxBytes ByteSize `yaml:"dead_max_bytes"`
 	// EventsMaxAge is how long delivery receipts are kept; 0 keeps them for
 	// ever. Default 7 days.
 	EventsMaxAge time.Duration `yaml:"events_max_age"`
+	// EventsMaxBytes bounds the receipt stream's size: when it is full the
+	// oldest receipts go (discard old). 0: no limit. Default 2GiB.
+	EventsMaxBytes ByteSize `yaml:"events_max_bytes"`
 	// MaxAckPending caps the jobs handed out and not yet acknowledged, over
 	// all replicas. Default 16384.
 	MaxAckPending int `yaml:"max_ack_pending"`
@@ -127,6 +137,10 @@ type NATS struct {
 	// SubscriptionsMaxAge is how long subscription events are kept; 0
 	// keeps them for ever. Default 30 days.
 	SubscriptionsMaxAge time.Duration `yaml:"subscriptions_max_age"`
+	// SubscriptionsMaxBytes bounds the subscription event stream's size:
+	// when it is full the oldest events go (discard old). 0: no limit.
+	// Default 1GiB.
+	SubscriptionsMaxBytes ByteSize `yaml:"subscriptions_max_bytes"`
 }
 
 // Redis locates the store shared by replicas for deduplication and rate
@@ -286,8 +300,14 @@ type WeChatApp struct {
 	// through HERALD_APPS_<APP>_WECHAT_APP_SECRET.
 	AppSecret     Secret `yaml:"app_secret"`
 	AppSecretFile string `yaml:"app_secret_file"`
-	// BaseURL is the API's root. Default [DefaultWeChatBaseURL].
+	// BaseURL is the API's root. Default [DefaultWeChatBaseURL]. Plain
+	// http is refused unless the host is loopback (the sandbox) or
+	// AllowInsecure is set.
 	BaseURL string `yaml:"base_url"`
+	// AllowInsecure accepts a plain http BaseURL to a host other than
+	// loopback: the secret and the access tokens then cross the network
+	// unencrypted. The worker logs a warning at start. Default false.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// TokenEndpoint is [TokenEndpointStable] (default) or
 	// [TokenEndpointToken].
 	TokenEndpoint string `yaml:"token_endpoint"`
@@ -386,9 +406,32 @@ type AlipayApp struct {
 	AlipayPublicKey     string `yaml:"alipay_public_key"`
 	AlipayPublicKeyFile string `yaml:"alipay_public_key_file"`
 	// Gateway is the OpenAPI endpoint. Default [DefaultAlipayGateway].
+	// Plain http is refused unless the host is loopback (the sandbox) or
+	// AllowInsecure is set.
 	Gateway string `yaml:"gateway"`
+	// AllowInsecure accepts a plain http Gateway to a host other than
+	// loopback: signed requests and answers then cross the network
+	// unencrypted. The worker logs a warning at start. Default false.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// Recipient is [RecipientOpenID] (default) or [RecipientUserID].
 	Recipient string `yaml:"recipient"`
+}
+
+// InsecureURLs lists the platform URLs that allow_insecure lets through:
+// plain http to a host other than loopback, by key
+// ("apps.shop.wechat.base_url"), sorted.
+func (c *Config) InsecureURLs() []string {
+	var out []string
+	for _, name := range sortedKeys(c.Apps) {
+		app := c.Apps[name]
+		if w := app.WeChat; w != nil && httpclient.Insecure(w.BaseURL) {
+			out = append(out, "apps."+name+".wechat.base_url")
+		}
+		if a := app.Alipay; a != nil && httpclient.Insecure(a.Gateway) {
+			out = append(out, "apps."+name+".alipay.gateway")
+		}
+	}
+	return out
 }
 
 // Default returns the configuration used where neither the file nor the
@@ -404,11 +447,14 @@ func Default() *Config {
 			Replicas:        1,
 			DuplicateWindow: 2 * time.Minute,
 			DeadMaxAge:      14 * day,
+			DeadMaxBytes:    1 << 30,
 			EventsMaxAge:    7 * day,
+			EventsMaxBytes:  2 << 30,
 			MaxAckPending:   16384,
 
-			SubscriptionsStream: "NOTIFY_SUBSCRIPTIONS",
-			SubscriptionsMaxAge: 30 * day,
+			SubscriptionsStream:   "NOTIFY_SUBSCRIPTIONS",
+			SubscriptionsMaxAge:   30 * day,
+			SubscriptionsMaxBytes: 1 << 30,
 		},
 		Redis: Redis{URL: "redis://127.0.0.1:6379/0"},
 		Worker: Worker{

@@ -30,6 +30,7 @@ func TestGoodConfigs(t *testing.T) {
 		{give: "contract.good.yaml", environ: []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + wechatSecret}},
 		{give: "embedded.good.yaml"},
 		{give: "empty.good.yaml"},
+		{give: "insecure.good.yaml"},
 		{give: "links.good.yaml"},
 		{give: "minimal.good.yaml"},
 		{give: "operators.good.yaml"},
@@ -73,6 +74,9 @@ func TestBadConfigs(t *testing.T) {
 		{"documents.bad.yaml", "the file must hold one YAML document"},
 		{"duplicate-keys.bad.yaml", "worker.concurrency: duplicate key (line 3)"},
 		{"duplicate-keys.bad.yaml", "apps.shop: duplicate key (line 6)"},
+		{"insecure.bad.yaml", "apps.default.wechat.base_url: plain http to a host other than loopback would carry secrets unencrypted: use https, or set apps.default.wechat.allow_insecure: true"},
+		{"insecure.bad.yaml", "apps.shop.alipay.gateway: plain http to a host other than loopback would carry secrets unencrypted: use https, or set apps.shop.alipay.allow_insecure: true"},
+		{"insecure.bad.yaml", `apps.maybe.wechat.allow_insecure: want true or false, not "yes" (line 19)`},
 		{"links-nats.bad.yaml", "nats: set only one of nats.creds_file, nats.user, nats.token: each is a way to authenticate"},
 		{"links-nats.bad.yaml", "nats.password: required with nats.user (inline, password_file or HERALD_NATS_PASSWORD)"},
 		{"links-nats.bad.yaml", "nats.url: holds credentials, and so do nats.nkey_seed_file, nats.user or nats.token: give them in one place"},
@@ -119,6 +123,9 @@ func TestBadConfigs(t *testing.T) {
 		{"secret-file.bad.yaml", "apps.default.wechat.app_secret_file: open testdata/secrets/does-not-exist: no such file or directory"},
 		{"secret-file.bad.yaml", "apps.default.alipay.private_key: set only one of private_key and private_key_file"},
 		{"secret-file.bad.yaml", "apps.default.alipay.alipay_public_key_file: testdata/secrets/empty is empty"},
+		{"streams.bad.yaml", "nats.dead_max_bytes: must be at least 1MiB (or 0 for no limit)"},
+		{"streams.bad.yaml", `nats.events_max_bytes: want a size such as 512MiB, 2GiB or 1000000, not "lots" (line 3)`},
+		{"streams.bad.yaml", `nats.subscriptions_max_bytes: want a size such as 512MiB, 2GiB or 1000000, not "-1" (line 4)`},
 		{"syntax.bad.yaml", "yaml: line 2: did not find expected key"},
 		{"timeout.bad.yaml", "worker.http_addr: required"},
 		{"timeout.bad.yaml", "worker.request_timeout: must be shorter than worker.ack_wait (30s)"},
@@ -202,11 +209,14 @@ func TestContractExample(t *testing.T) {
 			Replicas:        1,
 			DuplicateWindow: 2 * time.Minute,
 			DeadMaxAge:      14 * 24 * time.Hour,
+			DeadMaxBytes:    1 << 30,
 			EventsMaxAge:    7 * 24 * time.Hour,
+			EventsMaxBytes:  2 << 30,
 			MaxAckPending:   16384,
 
-			SubscriptionsStream: "NOTIFY_SUBSCRIPTIONS",
-			SubscriptionsMaxAge: 30 * 24 * time.Hour,
+			SubscriptionsStream:   "NOTIFY_SUBSCRIPTIONS",
+			SubscriptionsMaxAge:   30 * 24 * time.Hour,
+			SubscriptionsMaxBytes: 1 << 30,
 		},
 		Redis: config.Redis{URL: "redis://127.0.0.1:6379/0"},
 		Worker: config.Worker{
@@ -585,5 +595,34 @@ func TestDefaultsYieldToWhatTheUserSet(t *testing.T) {
 				t.Fatal(msg)
 			}
 		})
+	}
+}
+
+// allow_insecure lets a plain http platform URL through, and InsecureURLs
+// names it for the worker's warning; loopback needs neither.
+func TestInsecureURLs(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load("testdata/insecure.good.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.InsecureURLs(), []string{"apps.proxied.wechat.base_url"}; !slices.Equal(got, want) {
+		t.Errorf("InsecureURLs() = %v, want %v", got, want)
+	}
+	if !c.Apps["proxied"].WeChat.AllowInsecure || c.Apps["proxied"].Alipay.AllowInsecure {
+		t.Errorf("allow_insecure read as %+v", c.Apps["proxied"])
+	}
+	_, err = config.Load("testdata/insecure.good.yaml", []string{"HERALD_APPS_PROXIED_WECHAT_ALLOW_INSECURE=false"})
+	if err == nil || !strings.Contains(err.Error(), "apps.proxied.wechat.base_url: plain http") {
+		t.Errorf("allow_insecure turned off from the environment: %v", err)
+	}
+	c, err = config.Load("", []string{"HERALD_APPS_X_ALIPAY_APP_ID=1", "HERALD_APPS_X_ALIPAY_PRIVATE_KEY=k",
+		"HERALD_APPS_X_ALIPAY_ALIPAY_PUBLIC_KEY=p", "HERALD_APPS_X_ALIPAY_GATEWAY=http://gw.example",
+		"HERALD_APPS_X_ALIPAY_ALLOW_INSECURE=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.InsecureURLs(); !slices.Equal(got, []string{"apps.x.alipay.gateway"}) {
+		t.Errorf("InsecureURLs() = %v", got)
 	}
 }

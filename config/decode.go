@@ -24,6 +24,7 @@ const maxNodes = 100_000
 
 var (
 	durationType = reflect.TypeFor[time.Duration]()
+	byteSizeType = reflect.TypeFor[ByteSize]()
 	secretType   = reflect.TypeFor[Secret]()
 )
 
@@ -246,9 +247,9 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// setScalar parses s into v, a string, [Secret], int, float64 or
-// [time.Duration] field. The empty string sets the zero value. Errors quote
-// s, except for secrets, which always parse.
+// setScalar parses s into v, a string, [Secret], int, float64, bool,
+// [time.Duration] or [ByteSize] field. The empty string sets the zero
+// value. Errors quote s, except for secrets, which always parse.
 func setScalar(v reflect.Value, s string) error {
 	if s == "" {
 		v.SetZero()
@@ -261,6 +262,12 @@ func setScalar(v reflect.Value, s string) error {
 			return err
 		}
 		v.SetInt(int64(dur))
+	case v.Type() == byteSizeType:
+		n, err := ParseByteSize(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(n))
 	case v.Kind() == reflect.String:
 		v.SetString(s)
 	case v.Kind() == reflect.Int:

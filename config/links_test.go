@@ -33,6 +33,7 @@ func TestLinksFile(t *testing.T) {
 	gotNATS.Stream, gotNATS.DeadStream, gotNATS.EventsStream, gotNATS.Consumer = "", "", "", ""
 	gotNATS.Replicas, gotNATS.DuplicateWindow, gotNATS.DeadMaxAge, gotNATS.EventsMaxAge, gotNATS.MaxAckPending = 0, 0, 0, 0, 0
 	gotNATS.SubscriptionsStream, gotNATS.SubscriptionsMaxAge = "", 0
+	gotNATS.DeadMaxBytes, gotNATS.EventsMaxBytes, gotNATS.SubscriptionsMaxBytes = 0, 0, 0
 	if !reflect.DeepEqual(gotNATS, wantNATS) {
 		t.Errorf("nats = %#v\nwant %#v", gotNATS, wantNATS)
 	}

@@ -40,6 +40,8 @@ func encode(v reflect.Value, inList bool) *yaml.Node {
 		return str(FormatDuration(time.Duration(v.Int())))
 	case v.Type() == secretType:
 		return str(v.Interface().(Secret).String())
+	case v.Type() == byteSizeType:
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: ByteSize(v.Int()).String()}
 	}
 	switch v.Kind() {
 	case reflect.Struct:

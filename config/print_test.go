@@ -30,10 +30,13 @@ func TestPrintDefault(t *testing.T) {
   replicas: 1
   duplicate_window: 2m
   dead_max_age: 14d
+  dead_max_bytes: 1GiB
   events_max_age: 7d
+  events_max_bytes: 2GiB
   max_ack_pending: 16384
   subscriptions_stream: NOTIFY_SUBSCRIPTIONS
   subscriptions_max_age: 30d
+  subscriptions_max_bytes: 1GiB
 redis:
   url: redis://127.0.0.1:6379/0
   username: ""
@@ -98,6 +101,9 @@ func TestPrintReadsBack(t *testing.T) {
 		"HERALD_RATE_LIMITS_0_PER_SECOND=0.5",
 		"HERALD_RATE_LIMITS_0_BURST=1",
 		"HERALD_NATS_EVENTS_MAX_AGE=36h",
+		"HERALD_NATS_DEAD_MAX_BYTES=500MB",
+		"HERALD_NATS_EVENTS_MAX_BYTES=0",
+		"HERALD_NATS_SUBSCRIPTIONS_MAX_BYTES=1536MiB",
 	})
 	if err != nil {
 		t.Fatal(err)

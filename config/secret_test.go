@@ -33,14 +33,14 @@ func TestSecretRendering(t *testing.T) {
 		{name: "%10s", give: fmt.Sprintf("%10s", s), want: "  <secret>"},
 		{name: "%#v", give: fmt.Sprintf("%#v", s), want: `"<secret>"`},
 		{name: "GoString", give: s.GoString(), want: `"<secret>"`},
-		{name: "%+v of a struct", give: fmt.Sprintf("%+v", app), want: "{AppID:wx1 AppSecret:<secret> AppSecretFile: BaseURL: TokenEndpoint: " +
+		{name: "%+v of a struct", give: fmt.Sprintf("%+v", app), want: "{AppID:wx1 AppSecret:<secret> AppSecretFile: BaseURL: AllowInsecure:false TokenEndpoint: " +
 			"Push:{Token:<secret> TokenFile: EncodingAESKey: EncodingAESKeyFile: PreviousEncodingAESKey: PreviousEncodingAESKeyFile:} LongTermTemplates:[]}"},
-		{name: "%#v of a struct", give: fmt.Sprintf("%#v", app), want: `config.WeChatApp{AppID:"wx1", AppSecret:"<secret>", AppSecretFile:"", BaseURL:"", TokenEndpoint:"", ` +
+		{name: "%#v of a struct", give: fmt.Sprintf("%#v", app), want: `config.WeChatApp{AppID:"wx1", AppSecret:"<secret>", AppSecretFile:"", BaseURL:"", AllowInsecure:false, TokenEndpoint:"", ` +
 			`Push:config.WeChatPush{Token:"<secret>", TokenFile:"", EncodingAESKey:"", EncodingAESKeyFile:"", PreviousEncodingAESKey:"", PreviousEncodingAESKeyFile:""}, LongTermTemplates:[]string(nil)}`},
 		{name: "JSON", give: mustJSON(t, s), want: `"<secret>"`},
 		{name: "JSON of a struct", give: mustJSON(t, struct{ S config.Secret }{s}), want: `{"S":"<secret>"}`},
 		{name: "YAML", give: mustYAML(t, s), want: "<secret>\n"},
-		{name: "YAML of a struct", give: mustYAML(t, app), want: "app_id: wx1\napp_secret: <secret>\napp_secret_file: \"\"\nbase_url: \"\"\ntoken_endpoint: \"\"\n" +
+		{name: "YAML of a struct", give: mustYAML(t, app), want: "app_id: wx1\napp_secret: <secret>\napp_secret_file: \"\"\nbase_url: \"\"\nallow_insecure: false\ntoken_endpoint: \"\"\n" +
 			"push:\n    token: <secret>\n    token_file: \"\"\n    encoding_aes_key: \"\"\n    encoding_aes_key_file: \"\"\n" +
 			"    previous_encoding_aes_key: \"\"\n    previous_encoding_aes_key_file: \"\"\nlong_term_templates: []\n"},
 		{name: "slog", give: slogLine(s), want: `{"level":"INFO","msg":"m","secret":"<secret>"}` + "\n"},

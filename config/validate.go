@@ -89,6 +89,14 @@ func (n *NATS) validate(p *problems) {
 	} else if n.EventsMaxAge > 0 && n.DuplicateWindow > n.EventsMaxAge {
 		p.add("nats.events_max_age", "must not be shorter than nats.duplicate_window")
 	}
+	for _, b := range []struct {
+		key string
+		v   ByteSize
+	}{{"nats.dead_max_bytes", n.DeadMaxBytes}, {"nats.events_max_bytes", n.EventsMaxBytes}, {"nats.subscriptions_max_bytes", n.SubscriptionsMaxBytes}} {
+		if b.v != 0 && b.v < minStreamBytes {
+			p.add(b.key, "must be at least 1MiB (or 0 for no limit): a dead letter alone may take 100KB")
+		}
+	}
 	if n.MaxAckPending < 1 {
 		p.add("nats.max_ack_pending", "must be at least 1")
 	}
@@ -103,6 +111,9 @@ func (n *NATS) validate(p *problems) {
 		p.add("nats.subscriptions_max_age", "must be at least 10m, the stream's duplicate window (or 0)")
 	}
 }
+
+// minStreamBytes is the least max_bytes a stream may have.
+const minStreamBytes = 1 << 20
 
 // subscriptionsDuplicateWindow is producer.SubscriptionsDuplicateWindow;
 // this package imports no runtime package.
@@ -255,7 +266,7 @@ func (a App) validate(p *problems, key string) {
 		if w.AppSecret == "" && w.AppSecretFile == "" {
 			p.add(k+".app_secret", "required (inline, app_secret_file or %s)", envName(k+".app_secret"))
 		}
-		validateHTTPURL(p, k+".base_url", w.BaseURL)
+		validateHTTPURL(p, k+".base_url", w.BaseURL, w.AllowInsecure)
 		if w.TokenEndpoint != TokenEndpointStable && w.TokenEndpoint != TokenEndpointToken {
 			p.add(k+".token_endpoint", "must be %s or %s", TokenEndpointStable, TokenEndpointToken)
 		}
@@ -272,7 +283,7 @@ func (a App) validate(p *problems, key string) {
 		if a.AlipayPublicKey == "" && a.AlipayPublicKeyFile == "" {
 			p.add(k+".alipay_public_key", "required (inline or alipay_public_key_file)")
 		}
-		validateHTTPURL(p, k+".gateway", a.Gateway)
+		validateHTTPURL(p, k+".gateway", a.Gateway, a.AllowInsecure)
 		if a.Recipient != RecipientOpenID && a.Recipient != RecipientUserID {
 			p.add(k+".recipient", "must be %s or %s", RecipientOpenID, RecipientUserID)
 		}
@@ -451,10 +462,17 @@ func validateNATSURL(p *problems, key, list string) {
 	}
 }
 
-func validateHTTPURL(p *problems, key, s string) {
-	if s == "" {
+// validateHTTPURL checks a platform endpoint: https, or plain http to
+// loopback (the sandbox), or to anywhere with allow_insecure, the key
+// beside it.
+func validateHTTPURL(p *problems, key, s string, allowInsecure bool) {
+	switch {
+	case s == "":
 		p.add(key, "required")
-	} else if err := httpclient.CheckURL(s); err != nil {
-		p.add(key, "%s", err)
+	case httpclient.CheckURL(s) != nil:
+		p.add(key, "%s", httpclient.CheckURL(s))
+	case httpclient.Insecure(s) && !allowInsecure:
+		p.add(key, "plain http to a host other than loopback would carry secrets unencrypted: use https, "+
+			"or set %s: true", key[:strings.LastIndexByte(key, '.')+1]+"allow_insecure")
 	}
 }

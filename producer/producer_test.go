@@ -68,6 +68,71 @@ func TestApplyIsIdempotentAndUpdates(t *testing.T) {
 	}
 }
 
+// The streams that could grow without end have size limits: dead letters
+// refuse new ones when full, receipts and subscription events drop the
+// oldest. Apply creates them with the limits and updates a stream whose
+// limit or discard policy differs, and only that one.
+func TestApplySetsSizeLimits(t *testing.T) {
+	t.Parallel()
+	js := connect(t)
+	ctx := context.Background()
+	topo := producer.DefaultTopology
+	// A stream made by hand without limits, as before they existed.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: topo.EventsStream, Description: "herald delivery receipts",
+		Subjects: []string{job.SentRoot + ".>"}, MaxAge: topo.EventsMaxAge, Duplicates: topo.DuplicateWindow}); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := topo.Apply(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changes[2] != (producer.Change{Kind: "stream", Name: topo.EventsStream, Action: "updated"}) {
+		t.Fatalf("Apply over a stream without limits: %+v", changes)
+	}
+	want := map[string]struct {
+		bytes   int64
+		discard jetstream.DiscardPolicy
+	}{
+		"NOTIFY_SEND":          {-1, jetstream.DiscardOld},
+		"NOTIFY_DEAD":          {1 << 30, jetstream.DiscardNew},
+		"NOTIFY_EVENTS":        {2 << 30, jetstream.DiscardOld},
+		"NOTIFY_SUBSCRIPTIONS": {1 << 30, jetstream.DiscardOld},
+	}
+	for name, w := range want {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := s.CachedInfo().Config; cfg.MaxBytes != w.bytes || cfg.Discard != w.discard {
+			t.Errorf("%s: max_bytes %d discard %v, want %d %v", name, cfg.MaxBytes, cfg.Discard, w.bytes, w.discard)
+		}
+	}
+	topo.DeadMaxBytes = 512 << 20
+	topo.SubscriptionsMaxBytes = 0
+	if changes, err = topo.Apply(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	wantAction := map[string]string{"NOTIFY_SEND": "unchanged", "NOTIFY_DEAD": "updated", "NOTIFY_EVENTS": "unchanged",
+		"NOTIFY_SUBSCRIPTIONS": "updated", "herald-worker": "unchanged"}
+	for _, c := range changes {
+		if wantAction[c.Name] != c.Action {
+			t.Errorf("Apply after new limits: %s %s, want %s", c.Name, c.Action, wantAction[c.Name])
+		}
+	}
+	s, _ := js.Stream(ctx, "NOTIFY_SUBSCRIPTIONS")
+	if got := s.CachedInfo().Config.MaxBytes; got != -1 {
+		t.Errorf("NOTIFY_SUBSCRIPTIONS max_bytes %d after 0, want no limit", got)
+	}
+	if changes, err = topo.Apply(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Action != "unchanged" {
+			t.Errorf("Apply again: %+v, want unchanged", c)
+		}
+	}
+}
+
 // The receiver creates the subscriptions stream alone, with the
 // contract's retention and a duplicate window longer than WeChat's retries.
 func TestApplySubscriptions(t *testing.T) {

@@ -33,6 +33,19 @@ type Topology struct {
 	EventsMaxAge        time.Duration // 7 days
 	SubscriptionsMaxAge time.Duration // 30 days
 
+	// Size limits, in bytes; 0 for none. JetStream reserves each limit ×
+	// Replicas of its file store when the stream is created, and refuses a
+	// stream whose limit does not fit.
+	//
+	// DeadMaxBytes (1 GiB) discards new: a dead letter that does not fit is
+	// refused, and the worker keeps its job until it does. EventsMaxBytes
+	// (2 GiB) and SubscriptionsMaxBytes (1 GiB) discard the oldest
+	// messages: receipts and events are there to be read soon after
+	// they are stored.
+	DeadMaxBytes          int64
+	EventsMaxBytes        int64
+	SubscriptionsMaxBytes int64
+
 	AckWait       time.Duration // 30s
 	MaxAckPending int           // jobs handed out and not yet acked, over all replicas
 }
@@ -55,8 +68,13 @@ var DefaultTopology = Topology{
 	DeadMaxAge:          14 * 24 * time.Hour,
 	EventsMaxAge:        7 * 24 * time.Hour,
 	SubscriptionsMaxAge: 30 * 24 * time.Hour,
-	AckWait:             30 * time.Second,
-	MaxAckPending:       16384,
+
+	DeadMaxBytes:          1 << 30,
+	EventsMaxBytes:        2 << 30,
+	SubscriptionsMaxBytes: 1 << 30,
+
+	AckWait:       30 * time.Second,
+	MaxAckPending: 16384,
 }
 
 // Change is one resource Apply created or updated.
@@ -85,6 +103,8 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
 		MaxAge:      t.DeadMaxAge,
+		MaxBytes:    t.DeadMaxBytes,
+		Discard:     jetstream.DiscardNew,
 		Duplicates:  t.DuplicateWindow,
 	}}
 	if t.EventsStream != "" {
@@ -96,6 +116,8 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    t.Replicas,
 			MaxAge:      t.EventsMaxAge,
+			MaxBytes:    t.EventsMaxBytes,
+			Discard:     jetstream.DiscardOld,
 			Duplicates:  t.DuplicateWindow,
 		})
 	}
@@ -112,7 +134,8 @@ func (t Topology) eventSubjects() []string {
 }
 
 // SubscriptionsStreamConfig is the configuration of the subscriptions
-// stream: limits retention, file storage, max age SubscriptionsMaxAge.
+// stream: limits retention, file storage, max age SubscriptionsMaxAge, max
+// bytes SubscriptionsMaxBytes discarding the oldest.
 func (t Topology) SubscriptionsStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        t.SubscriptionsStream,
@@ -122,6 +145,8 @@ func (t Topology) SubscriptionsStreamConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
 		MaxAge:      t.SubscriptionsMaxAge,
+		MaxBytes:    t.SubscriptionsMaxBytes,
+		Discard:     jetstream.DiscardOld,
 		Duplicates:  SubscriptionsDuplicateWindow,
 	}
 }
@@ -271,6 +296,8 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 	return have.Replicas == want.Replicas &&
 		have.Duplicates == want.Duplicates &&
 		have.MaxAge == want.MaxAge &&
+		sameLimit(have.MaxBytes, want.MaxBytes) &&
+		have.Discard == want.Discard &&
 		sameLimit(int64(have.MaxMsgSize), int64(want.MaxMsgSize)) &&
 		len(have.Subjects) == len(want.Subjects) &&
 		(len(have.Subjects) == 0 || have.Subjects[0] == want.Subjects[0]) &&

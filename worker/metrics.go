@@ -35,6 +35,9 @@ type metrics struct {
 	subscriptionSkips  *prometheus.CounterVec // platform, mode, state
 	subscriptionEvents *prometheus.CounterVec // platform, event, result
 	statusEvents       *prometheus.CounterVec // platform, status, matched
+
+	streamBytes    *prometheus.GaugeVec // stream
+	streamMaxBytes *prometheus.GaugeVec // stream
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,6 +84,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "herald_receipts_given_up_total",
 			Help: "Delivery receipts never stored: more were pending than worker.max_pending_receipts, or the replica stopped with them pending.",
 		}),
+		streamBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_stream_bytes",
+			Help: "Bytes stored in each of the worker's streams (jobs, dead letters, receipts, subscription events), as of the last look (every 30s).",
+		}, []string{"stream"}),
+		streamMaxBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_stream_max_bytes",
+			Help: "The max_bytes of each of the worker's streams; 0 for no limit (or a missing stream).",
+		}, []string{"stream"}),
 	}
 	m.subscriptionSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_subscription_skips_total",
@@ -96,7 +107,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"platform", "status", "matched"})
 	reg.MustRegister(m.jobs, m.sendSeconds, m.deadLetters, m.rateWaits, m.rateWaitSec,
 		m.inFlight, m.appPaused, m.storeUp, m.receiptsPending, m.receiptsGivenUp,
-		m.subscriptionSkips, m.subscriptionEvents, m.statusEvents)
+		m.subscriptionSkips, m.subscriptionEvents, m.statusEvents, m.streamBytes, m.streamMaxBytes)
 	for _, p := range []string{job.WeChat, job.Alipay} {
 		m.rateWaits.WithLabelValues(p)
 		for _, r := range job.Reasons {

@@ -85,6 +85,9 @@ type Config struct {
 	BreakerFailures int
 	BreakerCooldown time.Duration
 	BreakerMax      time.Duration
+	// StreamStatsEvery is how often the worker reads its streams' sizes
+	// into herald_stream_bytes and herald_stream_max_bytes; 30s.
+	StreamStatsEvery time.Duration
 	// PullBatch is how many messages the pull iterator keeps requested
 	// ahead of the handlers; Concurrency, at most 512. A small batch leaves
 	// handlers idle between pull round trips.
@@ -140,6 +143,7 @@ func (c *Config) setDefaults() {
 	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.DedupTTL, 24*time.Hour)
 	def(&c.MaxRateWait, 5*time.Second)
+	def(&c.StreamStatsEvery, 30*time.Second)
 	def(&c.BreakerCooldown, 30*time.Second)
 	def(&c.BreakerMax, 5*time.Minute)
 	if c.BreakerFailures <= 0 {
@@ -275,6 +279,10 @@ func New(cfg Config, js jetstream.JetStream, store Store, senders map[Route]Send
 		}
 		w.ledger = l
 	}
+	for _, name := range w.streams() {
+		w.m.streamBytes.WithLabelValues(name)
+		w.m.streamMaxBytes.WithLabelValues(name)
+	}
 	w.pub = w.pubJS
 	// Receipts are published asynchronously on the publish connection:
 	// an answer that has not come within ReceiptWait is a failure, and the
@@ -322,6 +330,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopHealth()
 	var healthWG sync.WaitGroup
 	healthWG.Go(func() { w.health.run(healthCtx) })
+	healthWG.Go(func() { w.watchStreams(healthCtx) })
 	// Receipts outlive the pulling: they are settled after the handlers.
 	retryCtx, stopRetry := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRetry()
@@ -434,6 +443,58 @@ func (w *Worker) pullAndHandle(ctx, jobCtx context.Context, iter jetstream.Messa
 			w.handle(jobCtx, msg)
 		}
 	}
+}
+
+// streams are the streams the worker uses (jobs, dead letters, receipts,
+// and the subscription events when the ledger is on), by their names in
+// the config: the only values of the stream label.
+func (w *Worker) streams() []string {
+	out := []string{w.cfg.Stream, w.cfg.DeadStream}
+	if w.cfg.Receipts {
+		out = append(out, w.cfg.EventsStream)
+	}
+	if w.cfg.Subscriptions != SubscriptionsOff {
+		out = append(out, w.cfg.SubscriptionsStream)
+	}
+	return out
+}
+
+// watchStreams reads the streams' sizes into the metrics at once, then
+// every StreamStatsEvery, until ctx ends: a dead-letter stream near its
+// max_bytes is worth an alert before it refuses dead letters.
+func (w *Worker) watchStreams(ctx context.Context) {
+	t := time.NewTicker(w.cfg.StreamStatsEvery)
+	defer t.Stop()
+	for {
+		for _, name := range w.streams() {
+			w.streamStats(ctx, name)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// streamStats sets the size metrics of the stream name. While NATS cannot
+// be reached they keep their last values: readiness tells that story.
+func (w *Worker) streamStats(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var size, limit float64
+	s, err := w.js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		w.log.Debug("stream info", zap.String("stream", name), zap.Error(err))
+		return
+	default:
+		info := s.CachedInfo()
+		size, limit = float64(info.State.Bytes), float64(max(info.Config.MaxBytes, 0))
+	}
+	w.m.streamBytes.WithLabelValues(name).Set(size)
+	w.m.streamMaxBytes.WithLabelValues(name).Set(limit)
 }
 
 // warm pings the store and readies every sender that can be, within one

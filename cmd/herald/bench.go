@@ -55,7 +55,11 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if baseline {
 				if pprofAddr != "" {
-					stop, err := servePprof(pprofAddr)
+					addr, err := pprofListenAddr(pprofAddr, false)
+					if err != nil {
+						return err
+					}
+					_, stop, err := servePprof(addr)
 					if err != nil {
 						return err
 					}

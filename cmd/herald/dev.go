@@ -182,6 +182,7 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 		AppSecret:     config.Secret(sandbox.DevWeChatSecret),
 		BaseURL:       sandboxURL,
 		TokenEndpoint: config.TokenEndpointStable,
+		AllowInsecure: true, // the sandbox, wherever --sandbox-addr puts it
 		Push: config.WeChatPush{
 			Token:          config.Secret(sandbox.DevPushToken),
 			EncodingAESKey: config.Secret(sandbox.DevEncodingAESKey),
@@ -192,6 +193,7 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 		AlipayPublicKey: aliKeys.GatewayPublicKey,
 		Gateway:         sandboxURL + sandbox.AlipayGatewayPath,
 		Recipient:       config.RecipientOpenID,
+		AllowInsecure:   true,
 	}}}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("dev config: %w", err)
@@ -313,39 +315,42 @@ func tailEvents(ctx context.Context, url string, e *env) error {
 		return err
 	}
 	context.AfterFunc(ctx, nc.Close)
-	show := func(m *nats.Msg) {
-		var v map[string]any
-		_ = json.Unmarshal(m.Data, &v)
-		f := func(key string) string {
-			if x, ok := v[key]; ok && x != nil && x != "" {
-				return fmt.Sprint(x)
-			}
-			return "-"
-		}
-		if strings.HasPrefix(m.Subject, job.SubscriptionRoot+".") {
-			fmt.Fprintf(e.stdout, "subscription  %-8s %s %s user=%s template=%s msgid=%s\n",
-				f("platform"), f("event"), f("status"), f("to_user"), f("template_id"), f("msgid"))
-			return
-		}
-		if strings.HasPrefix(m.Subject, job.StatusRoot+".") {
-			fmt.Fprintf(e.stdout, "status        %-8s id=%s %s msgid=%s code=%s\n",
-				f("platform"), f("id"), f("status"), f("msgid"), f("error_code"))
-			return
-		}
-		if strings.HasPrefix(m.Subject, job.SentRoot+".") {
-			fmt.Fprintf(e.stdout, "delivered     %-8s id=%s to=%s msgid=%s attempts=%s\n",
-				f("platform"), f("id"), f("to_user"), f("msgid"), f("attempts"))
-			return
-		}
-		fmt.Fprintf(e.stdout, "dead letter   %-8s id=%s reason=%s code=%s field=%s message=%q\n",
-			f("platform"), f("id"), f("reason"), f("code"), f("field"), f("message"))
-	}
+	show := func(m *nats.Msg) { fmt.Fprintln(e.stdout, eventLine(m.Subject, m.Data)) }
 	for _, subj := range []string{job.SentRoot + ".>", job.DeadRoot + ".>", job.SubscriptionRoot + ".>", job.StatusRoot + ".>"} {
 		if _, err := nc.Subscribe(subj, show); err != nil {
 			return err
 		}
 	}
 	return nc.Flush()
+}
+
+// eventLine is the line tailEvents prints for a receipt, a dead letter, a
+// subscription event or a delivery status; every value a producer, a user
+// or a platform gave is made terminal-safe.
+func eventLine(subject string, data []byte) string {
+	var v map[string]any
+	_ = json.Unmarshal(data, &v)
+	raw := func(key string) string {
+		if x, ok := v[key]; ok && x != nil && x != "" {
+			return fmt.Sprint(x)
+		}
+		return "-"
+	}
+	f := func(key string) string { return termSafe(raw(key)) }
+	switch {
+	case strings.HasPrefix(subject, job.SubscriptionRoot+"."):
+		return fmt.Sprintf("subscription  %-8s %s %s user=%s template=%s msgid=%s",
+			f("platform"), f("event"), f("status"), f("to_user"), f("template_id"), f("msgid"))
+	case strings.HasPrefix(subject, job.StatusRoot+"."):
+		return fmt.Sprintf("status        %-8s id=%s %s msgid=%s code=%s",
+			f("platform"), f("id"), f("status"), f("msgid"), f("error_code"))
+	case strings.HasPrefix(subject, job.SentRoot+"."):
+		return fmt.Sprintf("delivered     %-8s id=%s to=%s msgid=%s attempts=%s",
+			f("platform"), f("id"), f("to_user"), f("msgid"), f("attempts"))
+	}
+	// %q escapes what a terminal would act on, as termSafe does.
+	return fmt.Sprintf("dead letter   %-8s id=%s reason=%s code=%s field=%s message=%q",
+		f("platform"), f("id"), f("reason"), f("code"), f("field"), raw("message"))
 }
 
 // publishDemo tells the story of contract sections 7 and 8 with user-1,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,8 +34,9 @@ func newDLQCmd(e *env) *cobra.Command {
 		Short: "Inspect, replay and purge dead letters",
 		Long: `Dead letters are jobs herald gave up on: the worker publishes each one to
 notify.dead.<platform>.<reason>, stored in the NOTIFY_DEAD stream (nats.dead_stream)
-for 14 days (nats.dead_max_age). Each holds the reason, the platform's code and
-message, and the original job.
+for 14 days (nats.dead_max_age), up to 1 GiB (nats.dead_max_bytes: when it is
+full, new dead letters wait with their jobs until purge, replay or age makes room).
+Each holds the reason, the platform's code and message, and the original job.
 
 list, show and stats read the stream without consuming it. replay publishes the
 original jobs again and deletes their dead letters once JetStream acknowledged the
@@ -227,7 +229,9 @@ func newDLQShowCmd(e *env, conn *natsFlags) *cobra.Command {
 indented JSON: the stream entry (seq, subject, time) and every field of the
 letter, with the original job as an object. The raw bytes of a job that could
 not be decoded are shown as raw_text when they are printable text; --json keeps
-them base64-encoded in raw, as stored.`,
+them base64-encoded in raw, as stored. Without --json, characters a terminal
+would act on (escape sequences, C1 controls) are written as \u escapes, which
+leaves the same JSON value; --json prints the entry exactly as encoding/json does.`,
 		Example: `  herald dlq show 1234
   herald dlq show 1234 --json | jq .letter.job`,
 		Args: cobra.ExactArgs(1),
@@ -251,7 +255,12 @@ them base64-encoded in raw, as stored.`,
 			if jsonOut {
 				return writeJSON(e.stdout, en)
 			}
-			return writeJSON(e.stdout, shownEntry(en))
+			var buf bytes.Buffer
+			if err := writeJSON(&buf, shownEntry(en)); err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(termSafeJSON(buf.Bytes()))
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the entry exactly as stored (raw stays base64)")

@@ -112,7 +112,7 @@ func openLedger(cfg *config.Config) (worker.Ledger, func(), error) {
 }
 
 func printJobReport(w io.Writer, r jobs.Report) error {
-	fmt.Fprintf(w, "%s %s %s: %s\n\n", r.Platform, r.App, r.ID, r.Verdict)
+	fmt.Fprintf(w, "%s %s %s: %s\n\n", termSafe(r.Platform), termSafe(r.App), termSafe(r.ID), termSafe(r.Verdict))
 	t := newTable(w, "WHAT", "DETAIL")
 	if s := r.State; s != nil {
 		detail := fmt.Sprintf("%s, %d attempts", s.State, s.Attempts)

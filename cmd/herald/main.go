@@ -22,7 +22,8 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "herald:", err)
+		// An error may quote a dead letter's or a platform's words.
+		fmt.Fprintln(os.Stderr, "herald:", termSafeLines(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -134,7 +134,7 @@ func runReceiver(ctx context.Context, cfg *config.Config, log *zap.Logger, onSta
 	if err != nil {
 		return err
 	}
-	ready := func() error { return worker.NATSReady(nc) }
+	ready := func() error { return unready("nats", worker.NATSReady(nc)) }
 	addr, stopHTTP, err := serveHTTP(ctx, cfg.Receiver.HTTPAddr, reg, ready, r, log)
 	if err != nil {
 		return err

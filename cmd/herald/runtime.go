@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -78,6 +79,10 @@ func topologyOf(cfg *config.Config) producer.Topology {
 		SubscriptionsMaxAge: cfg.NATS.SubscriptionsMaxAge,
 		AckWait:             cfg.Worker.AckWait,
 		MaxAckPending:       cfg.NATS.MaxAckPending,
+
+		DeadMaxBytes:          int64(cfg.NATS.DeadMaxBytes),
+		EventsMaxBytes:        int64(cfg.NATS.EventsMaxBytes),
+		SubscriptionsMaxBytes: int64(cfg.NATS.SubscriptionsMaxBytes),
 	}
 }
 
@@ -297,7 +302,9 @@ func pick(rule, value string) string {
 // serveHTTP serves /metrics, /healthz and /readyz on addr, and app (when
 // not nil) on every other path, until stop is called. The server may face
 // the internet (herald receiver): headers are bounded in size and time,
-// idle connections closed.
+// idle connections closed, and /readyz answers 503 with a fixed word
+// ("not ready: nats", see [unready]) while the detail, which may name a
+// job's key or a server, goes to the log.
 func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error, app http.Handler, log *zap.Logger) (net.Addr, func(), error) {
 	mux := http.NewServeMux()
 	if app != nil {
@@ -307,11 +314,14 @@ func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	probes := &readinessLog{log: log, every: readinessLogEvery}
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			what := probes.notReady(err)
+			http.Error(w, "not ready: "+what, http.StatusServiceUnavailable)
 			return
 		}
+		probes.ready()
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	l, err := net.Listen("tcp", addr)
@@ -338,6 +348,64 @@ func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 		<-done
 	}
 	return l.Addr(), stop, nil
+}
+
+// unready wraps a readiness failure with what failed, one fixed word
+// ("nats", "store") that /readyz may show; nil stays nil.
+func unready(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notReadyError{what: what, err: err}
+}
+
+type notReadyError struct {
+	what string
+	err  error
+}
+
+func (e *notReadyError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *notReadyError) Unwrap() error { return e.err }
+
+// readinessLogEvery is how often, at most, an unchanged readiness failure
+// is logged again: probes come every few seconds.
+const readinessLogEvery = 30 * time.Second
+
+// readinessLog logs why /readyz fails: when the cause changes, and at most
+// every period while it does not.
+type readinessLog struct {
+	log   *zap.Logger
+	every time.Duration
+
+	mu     sync.Mutex
+	failed string // what failed at the last probe; "" while ready
+	logged time.Time
+}
+
+// notReady logs err if it is due and returns the word /readyz shows.
+func (r *readinessLog) notReady(err error) string {
+	what := "unknown"
+	var nr *notReadyError
+	if errors.As(err, &nr) {
+		what = nr.what
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if what != r.failed || time.Since(r.logged) >= r.every {
+		r.failed, r.logged = what, time.Now()
+		r.log.Warn("not ready", zap.String("failed", what), zap.Error(err))
+	}
+	return what
+}
+
+// ready logs the return to readiness after a failure.
+func (r *readinessLog) ready() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed != "" {
+		r.log.Info("ready again", zap.String("was", r.failed))
+		r.failed = ""
+	}
 }
 
 func newRegistry() *prometheus.Registry {

@@ -435,12 +435,12 @@ func printSendSummary(e *env, o *sendOptions, cfg *config.Config, sum sendSummar
 	if sum.ID != "" {
 		if sum.Duplicates > 0 {
 			fmt.Fprintf(e.stdout, "duplicate: %s already holds job %s (seq %d) from within its %s duplicate window; nothing published\n",
-				sum.Stream, sum.ID, sum.Seq, config.FormatDuration(cfg.NATS.DuplicateWindow))
+				sum.Stream, termSafe(sum.ID), sum.Seq, config.FormatDuration(cfg.NATS.DuplicateWindow))
 			return nil
 		}
-		fmt.Fprintf(e.stdout, "published job %s to %s (%s seq %d)\n", sum.ID, sum.Subject, sum.Stream, sum.Seq)
+		fmt.Fprintf(e.stdout, "published job %s to %s (%s seq %d)\n", termSafe(sum.ID), termSafe(sum.Subject), sum.Stream, sum.Seq)
 		if sum.TraceParent != "" {
-			fmt.Fprintf(e.stdout, "traceparent %s\n", sum.TraceParent)
+			fmt.Fprintf(e.stdout, "traceparent %s\n", termSafe(sum.TraceParent))
 		}
 		return nil
 	}
@@ -522,7 +522,9 @@ func writeJSON(w io.Writer, v any) error {
 	return nil
 }
 
-// table writes aligned columns, kubectl style.
+// table writes aligned columns, kubectl style. Every cell goes through
+// termSafe: cells show producers' and platforms' strings, and a tab or
+// newline in one would break the columns too.
 type table struct{ tw *tabwriter.Writer }
 
 func newTable(w io.Writer, header ...string) *table {
@@ -534,7 +536,7 @@ func newTable(w io.Writer, header ...string) *table {
 func (t *table) row(cells ...any) {
 	s := make([]string, len(cells))
 	for i, c := range cells {
-		s[i] = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(fmt.Sprint(c))
+		s[i] = termSafe(fmt.Sprint(c))
 	}
 	fmt.Fprintln(t.tw, strings.Join(s, "\t"))
 }

@@ -26,7 +26,9 @@ func newStreamsCmd(e *env) *cobra.Command {
 delivery receipts in NOTIFY_EVENTS and the subscription events herald receiver
 stores in NOTIFY_SUBSCRIPTIONS, and its workers share the durable pull consumer
 herald-worker on NOTIFY_SEND. Names, replicas, the duplicate window and retention
-come from the config (nats.*). The worker creates what is missing at start (the
+come from the config (nats.*), as do the size limits: when NOTIFY_DEAD reaches
+nats.dead_max_bytes new dead letters wait with their jobs until there is room,
+while NOTIFY_EVENTS and NOTIFY_SUBSCRIPTIONS drop their oldest messages. The worker creates what is missing at start (the
 receiver creates NOTIFY_SUBSCRIPTIONS); streams apply also updates what differs,
 and streams status shows how they are doing.`,
 		Example: `  herald streams apply --config herald.yaml
@@ -45,8 +47,8 @@ func newStreamsApplyCmd(e *env, conn *natsFlags) *cobra.Command {
 		Short: "Create or update the streams and the worker consumer from the config",
 		Long: `Create the job, dead-letter, receipt and subscription-event streams and the
 worker consumer where they are missing, and update those whose configuration
-differs from the config (subjects, replicas, duplicate window, max age, message
-size; ack wait and max ack pending of the consumer). It is idempotent: a second run reports every
+differs from the config (subjects, replicas, duplicate window, max age, max bytes
+and discard policy, message size; ack wait and max ack pending of the consumer). It is idempotent: a second run reports every
 resource unchanged. Stored messages are kept.`,
 		Example: `  herald streams apply --config herald.yaml
   HERALD_NATS_REPLICAS=3 herald streams apply --server nats://nats:4222 --json`,

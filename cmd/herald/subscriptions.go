@@ -98,7 +98,8 @@ to change anything). Reads Redis (redis.url of the config or $HERALD_REDIS_URL).
 
 func printSubscriptions(w io.Writer, r subscriptionsReport) error {
 	if len(r.Subscriptions) == 0 {
-		fmt.Fprintf(w, "the ledger knows nothing of %s in %s %s: every job for them is sent\n", r.User, r.Platform, r.App)
+		fmt.Fprintf(w, "the ledger knows nothing of %s in %s %s: every job for them is sent\n",
+			termSafe(r.User), termSafe(r.Platform), termSafe(r.App))
 		return nil
 	}
 	t := newTable(w, "TEMPLATE", "STATE", "GRANTS", "SINCE")

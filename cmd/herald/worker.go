@@ -24,6 +24,7 @@ func init() { commands = append(commands, newWorkerCmd) }
 
 func newWorkerCmd(e *env) *cobra.Command {
 	var logLevel, logFormat, pprofAddr string
+	var pprofRemote bool
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run one worker replica",
@@ -47,7 +48,11 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 			}
 			defer func() { _ = log.Sync() }()
 			if pprofAddr != "" {
-				stop, err := servePprof(pprofAddr)
+				addr, err := pprofListenAddr(pprofAddr, pprofRemote)
+				if err != nil {
+					return err
+				}
+				_, stop, err := servePprof(addr)
 				if err != nil {
 					return err
 				}
@@ -58,16 +63,39 @@ worker.shutdown_grace, hands the rest back to JetStream and exits 0.`,
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "json or console")
-	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address, for profiling")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address, for profiling; a port alone (:6060) binds 127.0.0.1")
+	cmd.Flags().BoolVar(&pprofRemote, "pprof-allow-remote", false, "let --pprof bind an address other than loopback")
 	_ = cmd.Flags().MarkHidden("pprof")
+	_ = cmd.Flags().MarkHidden("pprof-allow-remote")
 	return cmd
 }
 
-// servePprof serves the runtime profiles on addr until stop is called.
-func servePprof(addr string) (stop func(), err error) {
+// pprofListenAddr is where --pprof addr listens: loopback unless told
+// otherwise. Profiles show what the process holds in memory (jobs,
+// tokens) and a CPU profile or trace costs the worker dearly, so an
+// address without a host (":6060") binds 127.0.0.1, and a host other than
+// loopback needs allowRemote.
+func pprofListenAddr(addr string, allowRemote bool) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--pprof %q: want host:port, such as 127.0.0.1:6060 or :6060", addr)
+	}
+	switch {
+	case host == "":
+		return net.JoinHostPort("127.0.0.1", port), nil
+	case host == "localhost", net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback(), allowRemote:
+		return addr, nil
+	}
+	return "", fmt.Errorf("--pprof %s: not a loopback address, and profiles expose the process's memory; "+
+		"bind 127.0.0.1 (reach it with kubectl port-forward), or pass --pprof-allow-remote", addr)
+}
+
+// servePprof serves the runtime profiles on addr until stop is called,
+// and tells where it listens.
+func servePprof(addr string) (net.Addr, func(), error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("pprof listen: %w", err)
+		return nil, nil, fmt.Errorf("pprof listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -77,7 +105,7 @@ func servePprof(addr string) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
-	return func() { _ = srv.Close(); <-done }, nil
+	return l.Addr(), func() { _ = srv.Close(); <-done }, nil
 }
 
 // started is told the addresses a running worker listens on.
@@ -130,6 +158,7 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		}
 	}
 
+	warnInsecure(cfg, log)
 	st, err := newStores(cfg, log)
 	if err != nil {
 		return err
@@ -158,12 +187,12 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 	}
 	ready := func() error {
 		if err := worker.NATSReady(nc); err != nil {
-			return err
+			return unready("nats", err)
 		}
 		if err := worker.NATSReady(pubNC); err != nil {
-			return err
+			return unready("nats", err)
 		}
-		return w.Ready()
+		return unready("store", w.Ready())
 	}
 	addr, stopHTTP, err := serveHTTP(ctx, cfg.Worker.HTTPAddr, reg, ready, nil, log)
 	if err != nil {
@@ -182,6 +211,15 @@ func runWorker(ctx context.Context, e *env, cfg *config.Config, log *zap.Logger,
 		}
 	}
 	return nil
+}
+
+// warnInsecure logs every platform URL that allow_insecure lets through
+// in plain http.
+func warnInsecure(cfg *config.Config, log *zap.Logger) {
+	for _, key := range cfg.InsecureURLs() {
+		log.Warn("platform calls in plain http (allow_insecure): the app's secret, tokens and messages cross the network unencrypted",
+			zap.String("key", key))
+	}
 }
 
 func retryPolicy(cfg *config.Config) retry.Policy {

@@ -1,15 +1,25 @@
 // Package httpclient builds the HTTP client herald's providers call the
 // platforms with. There is one way to build it so that every provider gets
-// the same connection reuse.
+// the same connection reuse, and none follows a redirect: a 307 or 308
+// would send the request again, body and all (a token request carries the
+// app's secret), to whatever host the answer names.
 package httpclient
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
+
+// ErrRedirect is the error of a call the platform answered with a redirect
+// (any 3xx status): herald never follows one. It is a transport error: the
+// outcome of the call is unknown, and a provider retries it.
+var ErrRedirect = errors.New("redirect refused")
 
 // New returns a client for the platforms. It sets no timeout of its own:
 // every provider call carries a context with its deadline, which also
@@ -21,7 +31,7 @@ import (
 // concurrency), so the pool needs no bound of its own; a bound below the
 // concurrency closes the excess after every call and dials again. A
 // process that replaced http.DefaultTransport gets a plain transport
-// instead of a panic.
+// instead of a panic. It follows no redirect (see [NoRedirects]).
 func New() *http.Client {
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
@@ -30,7 +40,40 @@ func New() *http.Client {
 	tr = tr.Clone()
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = maxIdlePerHost
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
+}
+
+// NoRedirects returns hc, or a copy of it that follows no redirect when hc
+// would follow some: the 3xx answer itself is returned, for [Redirected] to
+// turn into an error. nil stays nil. Providers pass every client they are
+// given through it, so that no caller can hand them one that follows.
+func NoRedirects(hc *http.Client) *http.Client {
+	if hc == nil {
+		return nil
+	}
+	c := *hc
+	c.CheckRedirect = refuseRedirect
+	return &c
+}
+
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Redirected returns an [ErrRedirect] error naming the status and the
+// scheme and host of the Location when resp is a 3xx answer, and nil
+// otherwise. The Location's path and query are left out: they are the
+// other side's words.
+func Redirected(resp *http.Response) error {
+	if resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return nil
+	}
+	to := "no Location"
+	if u, err := resp.Location(); err == nil && u.Host != "" {
+		to = u.Scheme + "://" + u.Host
+		if len(to) > 100 {
+			to = to[:100] + "..."
+		}
+	}
+	return fmt.Errorf("%w: the platform answered %d %s to %s", ErrRedirect, resp.StatusCode, http.StatusText(resp.StatusCode), to)
 }
 
 // maxIdlePerHost is above any sensible worker concurrency.
@@ -59,4 +102,20 @@ func CheckURL(s string) error {
 		return errors.New("host required")
 	}
 	return nil
+}
+
+// Insecure reports whether s, a URL [CheckURL] accepts, is plain http to a
+// host other than loopback: calls to it cross a network unencrypted. The
+// sandbox on 127.0.0.1 or localhost is not insecure.
+func Insecure(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }

@@ -72,7 +72,8 @@ func WithClock(now func() time.Time) Option {
 
 // New returns a client for cfg's app, with its keys parsed. hc nil gets
 // [httpclient.New]'s client; every call is bounded by cfg.Timeout through
-// its context.
+// its context. No client follows a redirect here (see
+// [httpclient.NoRedirects]): a 3xx is a transient failure.
 func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -89,6 +90,8 @@ func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 	if hc == nil {
 		hc = httpclient.New()
 	}
+	// Whatever client it is given, a provider follows no redirect.
+	hc = httpclient.NoRedirects(hc)
 	c := &Client{
 		cfg:        cfg,
 		hc:         hc,
@@ -188,6 +191,9 @@ func (c *Client) post(ctx context.Context, form url.Values) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if err := httpclient.Redirected(resp); err != nil {
+		return err // never followed: transient
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)

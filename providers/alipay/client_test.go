@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/httpclient"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/retry"
 	"github.com/heraldhq/herald/sandbox"
@@ -464,5 +466,38 @@ func TestNewWithReplacedDefaultTransport(t *testing.T) {
 	c := clientFor(t, b.srv.URL+sandbox.AlipayGatewayPath, nil)
 	if _, err := c.Send(t.Context(), testJob("user-1")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A redirect from the gateway is never followed, even by a client that
+// would: the signed request never reaches the Location's host, and the
+// send fails as a transient error naming the redirect.
+func TestRedirectsAreNeverFollowed(t *testing.T) {
+	var hits atomic.Int64
+	away := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	t.Cleanup(away.Close)
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, away.URL+r.URL.RequestURI(), status)
+		}))
+		t.Cleanup(origin.Close)
+		for _, hc := range []*http.Client{nil, http.DefaultClient} {
+			b := setup(t, func(c *Config) { c.Gateway = origin.URL + sandbox.AlipayGatewayPath })
+			c, err := New(b.client.cfg, hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Send(t.Context(), testJob("user-1"))
+			if d := retry.Decide(err); err == nil || d.Action != retry.Retry {
+				t.Fatalf("%d: send = %v (%v), want a transient failure", status, err, d.Action)
+			}
+			if want := fmt.Sprintf("answered %d %s to %s", status, http.StatusText(status), away.URL); !errors.Is(err, httpclient.ErrRedirect) ||
+				!strings.Contains(err.Error(), want) {
+				t.Errorf("%d: error %q, want ErrRedirect saying %q", status, err, want)
+			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the Location host got %d requests", n)
 	}
 }

@@ -97,7 +97,9 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 // New returns a client for cfg's app. tokens is shared by every replica
 // (nil: a private [MemoryTokens]). hc nil gets [httpclient.New]'s client,
 // with a connection pool sized for hundreds of calls in flight; every call
-// is bounded by cfg.Timeout through its context.
+// is bounded by cfg.Timeout through its context. No client follows a
+// redirect here (see [httpclient.NoRedirects]): a 3xx is a transient
+// failure.
 func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Client, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -109,6 +111,8 @@ func New(cfg Config, tokens TokenStore, hc *http.Client, opts ...Option) (*Clien
 	if hc == nil {
 		hc = httpclient.New()
 	}
+	// Whatever client it is given, a provider follows no redirect.
+	hc = httpclient.NoRedirects(hc)
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	c := &Client{
 		cfg:     cfg,
@@ -242,13 +246,17 @@ func (c *Client) post(ctx context.Context, token string, body []byte) (job.Resul
 	return job.Result{MsgID: r.MsgID}, nil
 }
 
-// do runs req and reads at most maxBody of the answer.
+// do runs req and reads at most maxBody of the answer. A redirect is an
+// error: it is never followed.
 func (c *Client) do(req *http.Request) ([]byte, int, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
+	if err := httpclient.Redirected(resp); err != nil {
+		return nil, 0, err
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, 0, err

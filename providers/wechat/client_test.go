@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldhq/herald/internal/httpclient"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/providers/wechat"
 	"github.com/heraldhq/herald/retry"
@@ -487,5 +489,70 @@ func TestWarmReportsAnUnreachableTokenEndpoint(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("error leaks the secret: %v", err)
+	}
+}
+
+// A redirect from base_url is never followed, whatever client the provider
+// is given: neither the stable_token request (appid and secret in its body)
+// nor a send (the access token in its URL) reaches the Location's host,
+// and the send fails as a transient error that names the redirect.
+func TestRedirectsAreNeverFollowed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		status   int
+		redirect string // the path answered with a redirect; "" for every path
+		hc       *http.Client
+	}{
+		{"307 of stable_token", http.StatusTemporaryRedirect, "", nil},
+		{"308 of stable_token", http.StatusPermanentRedirect, "", nil},
+		{"308 of stable_token, a client that follows", http.StatusPermanentRedirect, "", http.DefaultClient},
+		{"302 of stable_token", http.StatusFound, "", nil},
+		{"307 of send", http.StatusTemporaryRedirect, "/cgi-bin/message/subscribe/send", nil},
+		{"307 of send, a client that follows", http.StatusTemporaryRedirect, "/cgi-bin/message/subscribe/send", http.DefaultClient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// The Location host records every request it gets.
+			away := setup(t, sandbox.Options{})
+			home := sandbox.New(sandbox.Options{})
+			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.redirect == "" || r.URL.Path == tt.redirect {
+					http.Redirect(w, r, away.url+r.URL.RequestURI(), tt.status)
+					return
+				}
+				home.ServeHTTP(w, r)
+			}))
+			t.Cleanup(origin.Close)
+			cfg := away.config()
+			cfg.BaseURL = origin.URL
+			c, err := wechat.New(cfg, nil, tt.hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Send(context.Background(), newJob("user-1"))
+			if err == nil {
+				t.Fatal("send through a redirect succeeded")
+			}
+			if d := retry.Decide(err); d.Action != retry.Retry {
+				t.Errorf("decision %v, want a transient failure (retry)", d.Action)
+			}
+			if !errors.Is(err, httpclient.ErrRedirect) {
+				t.Errorf("error %q is not ErrRedirect", err)
+			}
+			want := fmt.Sprintf("answered %d %s to %s", tt.status, http.StatusText(tt.status), away.url)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			if strings.Contains(err.Error(), sandbox.DevWeChatSecret) {
+				t.Errorf("error %q holds the secret", err)
+			}
+			away.mu.Lock()
+			defer away.mu.Unlock()
+			for _, r := range away.requests {
+				t.Errorf("the Location host got %s %q", r.Path, r.Body)
+			}
+		})
 	}
 }

@@ -6,10 +6,14 @@ package redisstore
 // no channels, and only the commands the clients send and their scripts
 // call. Another prefix needs its own key pattern in place of ~herald:*.
 //
-// The commands are those of the job and token scripts, of Forget (DEL),
-// of the token reads and lock (HMGET, SET) and of Ping (TIME, PING, SET).
+// The commands are those of the job and token scripts (the subscription
+// ledger's included: sorted sets of applied events, lists of changes), of
+// Forget (DEL), of the token reads and lock (HMGET, SET), of the reads of
+// herald jobs show and subscriptions show (HGETALL, LRANGE, GET) and of
+// Ping (TIME, PING, SET).
 // Connecting needs no rule: HELLO and AUTH are open to every user, and the
 // client ignores a refused CLIENT SETINFO.
 const ACLRules = "resetkeys ~herald:* resetchannels -@all " +
 	"+ping +time +evalsha +eval " +
-	"+get +set +del +hget +hmget +hset +hdel +hincrby +pexpire +pexpireat +pttl"
+	"+get +set +del +hget +hmget +hgetall +hset +hdel +hincrby +pexpire +pexpireat +pttl " +
+	"+zadd +zscore +zremrangebyscore +lpush +ltrim +lrange"
