@@ -151,10 +151,10 @@ const (
 
 // Subscription is the ledger's state of one template for one user.
 type Subscription struct {
-	Template string
-	State    SubscriptionState
-	Grants   int       // known one-time grants left, for SubGranted
-	Since    time.Time // when the state last changed; zero for SubUnknown
+	Template string            `json:"template"`
+	State    SubscriptionState `json:"state"`
+	Grants   int               `json:"grants"`         // known one-time grants left, for SubGranted
+	Since    time.Time         `json:"since,omitzero"` // when the state last changed; zero for SubUnknown
 }
 
 // LedgerEvent is a subscription event as the ledger applies it.
@@ -174,9 +174,9 @@ type LedgerEvent struct {
 // HistoryEntry is one change of a user's ledger, newest first, as
 // `herald subscriptions show` lists it.
 type HistoryEntry struct {
-	At       time.Time
-	Template string
-	What     string // accept, reject, sent, 43101, stale accept, ...
+	At       time.Time `json:"at"`
+	Template string    `json:"template"`
+	What     string    `json:"what"` // accept, reject, sent, 43101, stale accept, ...
 }
 
 // MsgRef is what a platform message id stands for: the delivered job it
