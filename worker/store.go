@@ -96,12 +96,12 @@ type Admission struct {
 
 // Decision is a dead letter decided but not yet stored: what it says.
 type Decision struct {
-	Reason   string
-	Code     string
-	Message  string
-	Field    string
-	Attempts int       // provider calls made
-	First    time.Time // the first attempt; zero when no call was made
+	Reason   string    `json:"reason"`
+	Code     string    `json:"code"`
+	Message  string    `json:"message"`
+	Field    string    `json:"field,omitempty"`
+	Attempts int       `json:"attempts"`       // provider calls made
+	First    time.Time `json:"first,omitzero"` // the first attempt; zero when no call was made
 }
 
 // SentRecord is what the store keeps about a delivered job. When the
