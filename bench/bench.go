@@ -39,6 +39,10 @@ type Options struct {
 	Latency         time.Duration // the sandbox's answer time
 	Payload         int           // job size in bytes; 400
 	DeadLetterRatio float64       // share of jobs the platform refuses (43101)
+	// Tracing runs herald's workers with traces on, every job sampled,
+	// exported over OTLP/HTTP to a sink in this process that discards
+	// them: what tracing costs the worker.
+	Tracing bool
 	// Subscriptions is the worker's subscription ledger mode: "" (off),
 	// observe or enforce. With a DeadLetterRatio the refused jobs'
 	// recipients are recorded in the ledger as having rejected the
@@ -344,6 +348,9 @@ type runner struct {
 	rdb       *redis.Client
 	// ledger records the refused recipients' rejects, with Subscriptions.
 	ledger *redisstore.Store
+	// traceSink is the URL of the OTLP sink, with Tracing.
+	traceSink string
+	traceSrv  *http.Server
 
 	sbx        *sandbox.Server
 	sbxURL     string
@@ -365,6 +372,9 @@ func (r *runner) close() {
 	}
 	if r.ledger != nil {
 		r.ledger.Close()
+	}
+	if r.traceSrv != nil {
+		_ = r.traceSrv.Close()
 	}
 	if r.nc != nil {
 		r.nc.Close()
@@ -426,6 +436,21 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	r.rdb = redis.NewClient(&redis.Options{Addr: r.redisAddr, PoolSize: 1})
+	if r.o.Tracing {
+		// Spans are exported and dropped: the sink costs this process (the
+		// sandbox's), which is measured as such, not the worker.
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		ts := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			w.Header().Set("Content-Type", "application/x-protobuf")
+		})}
+		go func() { _ = ts.Serve(tl) }()
+		r.traceSrv = ts
+		r.traceSink = "http://" + tl.Addr().String()
+	}
 	if r.o.Subscriptions == "observe" || r.o.Subscriptions == "enforce" {
 		r.ledger = redisstore.New(redis.NewClient(&redis.Options{Addr: r.redisAddr}), redisstore.Config{})
 	}
@@ -525,7 +550,12 @@ apps:
 			return kids, cleanup, err
 		}
 		argv := r.o.WorkerCommand(path)
-		c, err := r.procs.start(r.dir, fmt.Sprintf("herald-%d", i+1), r.o.Env, argv[0], argv[1:]...)
+		env := r.o.Env
+		if r.traceSink != "" {
+			env = append(slices.Clip(env), "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+				"OTEL_EXPORTER_OTLP_ENDPOINT="+r.traceSink, "OTEL_TRACES_SAMPLER=always_on")
+		}
+		c, err := r.procs.start(r.dir, fmt.Sprintf("herald-%d", i+1), env, argv[0], argv[1:]...)
 		if err != nil {
 			return kids, cleanup, err
 		}

@@ -110,6 +110,7 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 	fl.IntVar(&o.Rounds, "rounds", 3, "rounds of a bare then a herald phase; the round with the median ratio is reported")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object")
 	fl.BoolVar(&o.NoReceipts, "no-receipts", false, "run herald without delivery receipts (events_stream: \"\")")
+	fl.BoolVar(&o.Tracing, "tracing", false, "run herald with OpenTelemetry traces on, every job sampled, exported to a sink in the bench process")
 	fl.StringVar(&o.Subscriptions, "subscriptions", "", "the worker's subscription ledger mode: observe or enforce (default off); with --dead-letter-ratio the refused recipients are recorded as rejected first")
 	fl.Float64Var(&o.RateLimit, "rate-limit", 0, "limit the bench's template to this many jobs/s and measure the sent rate (herald only)")
 	fl.IntVar(&o.RateBurst, "rate-burst", 1, "with --rate-limit: the rule's burst (herald's config has no default; 1 is its minimum)")
