@@ -19,8 +19,13 @@ import (
 	"github.com/heraldhq/herald/retry"
 )
 
-// Method is the OpenAPI method herald calls.
-const Method = "alipay.open.app.mini.templatemessage.send"
+// The OpenAPI methods herald calls.
+const (
+	// Method sends a subscription message.
+	Method = "alipay.open.app.mini.templatemessage.send"
+	// QueryMethod asks which templates a user subscribed to.
+	QueryMethod = "alipay.open.app.messagetemplate.subscribe.query"
+)
 
 // Fixed common parameters (platform-apis B.1).
 const (
@@ -47,6 +52,7 @@ type Client struct {
 	key        *rsa.PrivateKey
 	alipayKeys []*rsa.PublicKey
 	toField    string // to_open_id or to_user_id
+	userField  string // open_id or user_id
 	now        func() time.Time
 }
 
@@ -98,10 +104,11 @@ func New(cfg Config, hc *http.Client, opts ...Option) (*Client, error) {
 		key:        key,
 		alipayKeys: pubs,
 		toField:    "to_open_id",
+		userField:  "open_id",
 		now:        time.Now,
 	}
 	if cfg.Recipient == RecipientUserID {
-		c.toField = "to_user_id"
+		c.toField, c.userField = "to_user_id", "user_id"
 	}
 	for _, o := range opts {
 		if err := o.apply(c); err != nil {
@@ -155,9 +162,15 @@ func (c *Client) request(j job.Job) (url.Values, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode biz_content: %w", err)
 	}
+	return c.signedForm(Method, bizJSON)
+}
+
+// signedForm is the signed form of a call to method with biz_content
+// bizJSON: the common parameters of platform-apis B.1 and their sign.
+func (c *Client) signedForm(method string, bizJSON []byte) (url.Values, error) {
 	params := map[string]string{
 		"app_id":      c.cfg.AppID,
-		"method":      Method,
+		"method":      method,
 		"format":      paramFormat,
 		"charset":     paramCharset,
 		"sign_type":   paramSignType,
@@ -177,35 +190,46 @@ func (c *Client) request(j job.Job) (url.Values, error) {
 	return form, nil
 }
 
-// post makes the call and judges the answer.
+// post makes the send call and judges the answer.
 func (c *Client) post(ctx context.Context, form url.Values) error {
+	a, err := c.call(ctx, form, responseKey)
+	if err != nil {
+		return err
+	}
+	return c.judge(a)
+}
+
+// call posts form to the gateway and parses the answer, whose response
+// member is key (or error_response). It verifies nothing: the caller
+// judges the answer. Every error leaves the outcome unknown.
+func (c *Client) call(ctx context.Context, form url.Values, key string) (answer, error) {
 	ctx, cancel := httpclient.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Gateway, strings.NewReader(form.Encode()))
 	if err != nil {
-		return err
+		return answer{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return err
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	if err := httpclient.Redirected(resp); err != nil {
-		return err // never followed: transient
+		return answer{}, err // never followed: transient
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
+		return answer{}, fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return httpError(resp.StatusCode, raw)
+		return answer{}, httpError(resp.StatusCode, raw)
 	}
-	a, err := parseResponse(raw)
+	a, err := parseResponse(raw, key)
 	if err != nil {
-		return fmt.Errorf("unparsable answer, outcome unknown: %w", err)
+		return answer{}, fmt.Errorf("unparsable answer, outcome unknown: %w", err)
 	}
-	return c.judge(a)
+	return a, nil
 }
 
 // judge verifies a parsed answer and classifies it: nil for a verified

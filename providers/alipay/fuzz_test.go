@@ -96,7 +96,7 @@ func FuzzParseResponse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		a, err := parseResponse(body)
+		a, err := parseResponse(body, responseKey)
 		if err != nil {
 			return // Send reports it as a plain, transient error
 		}

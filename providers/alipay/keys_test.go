@@ -233,7 +233,7 @@ func TestVerifiesOpenSSLSignature(t *testing.T) {
 	}
 	// The same answer, as Alipay sends it, passes the whole client path.
 	c := clientFor(t, "http://unused/gateway.do", nil)
-	a, err := parseResponse([]byte(`{"` + responseKey + `":` + raw + `,"sign":"` + b64 + `"}`))
+	a, err := parseResponse([]byte(`{"`+responseKey+`":`+raw+`,"sign":"`+b64+`"}`), responseKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 )
 
-// Keys of a v2 answer (platform-apis B.3).
+// Keys of a v2 answer (platform-apis B.3): a method's response member is
+// its name with dots turned into underscores, then _response.
 const (
-	responseKey = "alipay_open_app_mini_templatemessage_send_response"
-	errorKey    = "error_response"
-	signKey     = "sign"
+	responseKey      = "alipay_open_app_mini_templatemessage_send_response"
+	queryResponseKey = "alipay_open_app_messagetemplate_subscribe_query_response"
+	errorKey         = "error_response"
+	signKey          = "sign"
 )
 
 // maxDepth bounds nesting in an answer; Alipay's are two levels deep.
@@ -185,7 +187,8 @@ func skipContainer(b []byte, i, depth int) (int, bool) {
 type answer struct {
 	// raw is the response value's bytes as sent: what the signature covers.
 	raw []byte
-	// key is the member raw came from (responseKey or errorKey).
+	// key is the member raw came from (the method's response key or
+	// errorKey).
 	key string
 	// sign is the signature, empty when the answer carries none.
 	sign string
@@ -193,8 +196,9 @@ type answer struct {
 	body responseBody
 }
 
-// responseBody is the response value (platform-apis B.3). Success carries
-// no business fields.
+// responseBody is the response value's common fields (platform-apis B.3).
+// A send's success carries no others; a query's carries its result, which
+// QuerySubscriptions decodes from the same raw bytes.
 type responseBody struct {
 	Code    string `json:"code"`
 	Msg     string `json:"msg"`
@@ -202,18 +206,19 @@ type responseBody struct {
 	SubMsg  string `json:"sub_msg"`
 }
 
-// parseResponse finds the method's response (or, failing that, the
-// gateway's error_response) in body, keeping its raw bytes, and the sign.
+// parseResponse finds the method's response, member key (or, failing
+// that, the gateway's error_response), in body, keeping its raw bytes, and
+// the sign.
 // The fields are decoded from those raw bytes, the very ones verified, so
 // a body with duplicate or conflicting members cannot make herald believe
 // one text and verify another. It does not verify anything.
-func parseResponse(body []byte) (answer, error) {
+func parseResponse(body []byte, key string) (answer, error) {
 	var a answer
-	raw, found, err := extractResponse(body, responseKey)
+	raw, found, err := extractResponse(body, key)
 	if err != nil {
 		return a, err
 	}
-	a.key = responseKey
+	a.key = key
 	if !found {
 		if raw, found, err = extractResponse(body, errorKey); err != nil {
 			return a, err
@@ -221,7 +226,7 @@ func parseResponse(body []byte) (answer, error) {
 		a.key = errorKey
 	}
 	if !found {
-		return a, errors.New("answer has neither " + responseKey + " nor " + errorKey)
+		return a, errors.New("answer has neither " + key + " nor " + errorKey)
 	}
 	a.raw = raw
 	var rb struct {

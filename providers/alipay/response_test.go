@@ -2,6 +2,7 @@ package alipay
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -118,7 +119,7 @@ func TestParseResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := parseResponse([]byte(tt.give))
+			a, err := parseResponse([]byte(tt.give), responseKey)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("parseResponse = %+v, want an error", a)
@@ -142,5 +143,15 @@ func TestExtractResponseDepthIsBounded(t *testing.T) {
 	}
 	if _, _, err := extractResponse([]byte(deep), responseKey); !errors.Is(err, errScan) {
 		t.Fatalf("err = %v, want errScan", err)
+	}
+}
+
+// A method's answer comes under its name with dots turned into
+// underscores, then _response.
+func TestResponseKeysFollowTheMethodNames(t *testing.T) {
+	for method, key := range map[string]string{Method: responseKey, QueryMethod: queryResponseKey} {
+		if want := strings.ReplaceAll(method, ".", "_") + "_response"; key != want {
+			t.Errorf("response key of %s = %s, want %s", method, key, want)
+		}
 	}
 }
