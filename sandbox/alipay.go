@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -27,8 +28,11 @@ const (
 	// AlipayGatewayPath is where the sandbox serves Alipay's OpenAPI v2
 	// gateway.
 	AlipayGatewayPath = "/gateway.do"
-	// AlipaySendMethod is the one method the gateway implements.
+	// AlipaySendMethod sends a subscription message.
 	AlipaySendMethod = "alipay.open.app.mini.templatemessage.send"
+	// AlipayQueryMethod answers a user's subscriptions to up to 3
+	// templates, from the relations set with [Server.SetAlipayRelation].
+	AlipayQueryMethod = "alipay.open.app.messagetemplate.subscribe.query"
 	// DevAlipayAppID is the Alipay app herald dev and the config snippet
 	// of herald sandbox --alipay-keys use.
 	DevAlipayAppID = "2021000000000001"
@@ -41,6 +45,7 @@ const (
 // Alipay answer keys and limits (platform-apis B.2, B.3).
 const (
 	aliResponseKey  = "alipay_open_app_mini_templatemessage_send_response"
+	aliQueryKey     = "alipay_open_app_messagetemplate_subscribe_query_response"
 	aliErrorKey     = "error_response"
 	aliMaxValue     = 50
 	aliMaxData      = 2048
@@ -95,7 +100,7 @@ func AlipayScripts() []Script {
 // sandbox --help.
 func AlipayScriptsHelp() string {
 	var b strings.Builder
-	b.WriteString("Alipay scripted answers (POST " + AlipayGatewayPath + ", " + AlipaySendMethod + "):\n")
+	b.WriteString("Alipay scripted answers (POST " + AlipayGatewayPath + ", " + AlipaySendMethod + "\nand " + AlipayQueryMethod + "):\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, s := range AlipayScripts() {
 		fmt.Fprintf(tw, "  %s\t%s\n", s.Match, s.Answer)
@@ -107,6 +112,12 @@ verify with the app's public key -> 40002 isv.invalid-signature; timestamp more 
 off -> 40002 isv.invalid-timestamp; a value over 50 characters -> USER_KEYWORD_LENGTH_ERROR,
 an empty one or empty data -> USER_TEMPLATE_LACK_KEYWORD. Answers are signed with the
 gateway's key: herald sandbox --alipay-keys DIR writes a matching key set.
+The query answers the relations set with
+  POST /sandbox/alipay/subscribe?app_id=&user=&template=T1&state=1[&subscribe_type=onetime][&keep_state=0][&show=true]
+(state is the subscribe_state to report, "1" by default; templates never set are
+omitted, as Alipay omits them). The recipient rules above apply to its open_id or
+user_id too. With --grants, setting state 1 on a onetime template adds a grant, an
+accepted send takes one, and the relation is gone with the last.
 `)
 	return b.String()
 }
@@ -119,13 +130,16 @@ type aliBody struct {
 	SubMsg  string `json:"sub_msg,omitempty"`
 }
 
-// alipayAPI fakes Alipay's OpenAPI v2 gateway for the send method.
+// alipayAPI fakes Alipay's OpenAPI v2 gateway for the send and the
+// subscription query.
 type alipayAPI struct {
 	*platform
-	s       *Server
-	scripts []aliScript
-	apps    map[string]*rsa.PublicKey // never changes after New
-	key     *rsa.PrivateKey           // signs answers
+	s          *Server
+	scripts    []aliScript
+	subs       *aliSubs                  // the relations the query reports
+	queryCalls atomic.Int64              // subscribe.query calls, whatever the answer
+	apps       map[string]*rsa.PublicKey // never changes after New
+	key        *rsa.PrivateKey           // signs answers
 	// keyErr is a key in Options that does not parse, or a missing
 	// gateway key while apps are configured: every call from a known app
 	// then answers HTTP 500 saying so.
@@ -137,6 +151,7 @@ func newAlipay(s *Server, opts Options) *alipayAPI {
 		platform: newPlatform("alipay"),
 		s:        s,
 		scripts:  alipayScripts(),
+		subs:     newAliSubs(opts.Grants),
 		apps:     make(map[string]*rsa.PublicKey, len(opts.AlipayApps)),
 	}
 	for id, pub := range opts.AlipayApps {
@@ -162,6 +177,7 @@ func newAlipay(s *Server, opts Options) *alipayAPI {
 
 func (a *alipayAPI) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+AlipayGatewayPath, a.handleGateway)
+	mux.HandleFunc("POST /sandbox/alipay/subscribe", a.handleSubscribe)
 }
 
 // aliRequest is the part of biz_content the sandbox reads. Data is raw so
@@ -175,18 +191,24 @@ type aliRequest struct {
 }
 
 func (a *alipayAPI) handleGateway(rw http.ResponseWriter, r *http.Request) {
-	a.sendCalls.Add(1)
+	r.Body = http.MaxBytesReader(rw, r.Body, maxRequest)
+	if err := r.ParseForm(); err != nil {
+		a.sendCalls.Add(1)
+		http.Error(rw, "bad form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	// Queries are counted apart, so that SendCalls still counts sends.
+	if r.Form.Get("method") == AlipayQueryMethod {
+		a.queryCalls.Add(1)
+	} else {
+		a.sendCalls.Add(1)
+	}
 	now := a.s.now()
 	if a.inOutage(now) {
 		http.Error(rw, "503 Service Temporarily Unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	delay(r.Context(), a.s.latency)
-	r.Body = http.MaxBytesReader(rw, r.Body, maxRequest)
-	if err := r.ParseForm(); err != nil {
-		http.Error(rw, "bad form: "+err.Error(), http.StatusBadRequest)
-		return
-	}
 	params := make(map[string]string, len(r.Form))
 	for k, v := range r.Form {
 		if len(v) > 0 {
@@ -235,7 +257,7 @@ func (a *alipayAPI) handleGateway(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case params["method"] != AlipaySendMethod:
+	case params["method"] != AlipaySendMethod && params["method"] != AlipayQueryMethod:
 		gw("40002", "isv.invalid-method", "不存在的方法名")
 		return
 	case params["format"] != "" && !strings.EqualFold(params["format"], "JSON"):
@@ -248,7 +270,21 @@ func (a *alipayAPI) handleGateway(rw http.ResponseWriter, r *http.Request) {
 		gw("40002", "isv.invalid-version", "无效的版本号")
 		return
 	}
+	if params["method"] == AlipayQueryMethod {
+		a.query(rw, key, params)
+		return
+	}
 	a.send(rw, key, params)
+}
+
+// script is the scripted answer for recipient to, if any.
+func (a *alipayAPI) script(to string) (aliScript, bool) {
+	for _, sc := range a.scripts {
+		if strings.HasPrefix(to, sc.prefix) {
+			return sc, true
+		}
+	}
+	return aliScript{}, false
 }
 
 // send checks biz_content and answers under the method's response key.
@@ -317,10 +353,7 @@ func (a *alipayAPI) send(rw http.ResponseWriter, key *rsa.PrivateKey, params map
 		fail("40004", "USER_TEMPLATE_LACK_KEYWORD", "模板缺少关键词")
 		return
 	}
-	for _, sc := range a.scripts {
-		if !strings.HasPrefix(to, sc.prefix) {
-			continue
-		}
+	if sc, ok := a.script(to); ok {
 		if sc.badSign {
 			a.write(rw, key, aliResponseKey, aliBody{Code: "10000", Msg: "Success"}, true)
 			return
@@ -329,6 +362,7 @@ func (a *alipayAPI) send(rw http.ResponseWriter, key *rsa.PrivateKey, params map
 		return
 	}
 	a.accepted.Add(1)
+	a.subs.use(aliSubKey{params["app_id"], to, req.UserTemplateID})
 	if a.s.record {
 		a.s.accept(Message{Platform: "alipay", AppID: params["app_id"], ToUser: to,
 			TemplateID: req.UserTemplateID, Page: req.Page, Data: values})
@@ -338,7 +372,7 @@ func (a *alipayAPI) send(rw http.ResponseWriter, key *rsa.PrivateKey, params map
 
 // write answers {"<member>":<body>,"sign":"…"}, signing the body's exact
 // bytes with key (no sign when key is nil). badSign corrupts the signature.
-func (a *alipayAPI) write(rw http.ResponseWriter, key *rsa.PrivateKey, member string, body aliBody, badSign bool) {
+func (a *alipayAPI) write(rw http.ResponseWriter, key *rsa.PrivateKey, member string, body any, badSign bool) {
 	inner, err := json.Marshal(body)
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusInternalServerError)

@@ -125,7 +125,7 @@ func (b *testBundle) alipay(t *testing.T, p url.Values) aliAnswer {
 	if err := json.Unmarshal(raw, &top); err != nil {
 		t.Fatalf("answer %s: %v", raw, err)
 	}
-	for _, m := range []string{aliResponseKey, aliErrorKey} {
+	for _, m := range []string{aliResponseKey, aliQueryKey, aliErrorKey} {
 		if v, ok := top[m]; ok {
 			a.Member, a.Raw = m, v
 		}

@@ -88,8 +88,9 @@
 //
 // # Alipay (POST /gateway.do)
 //
-// The OpenAPI v2 gateway for alipay.open.app.mini.templatemessage.send,
-// with the apps of Options.AlipayApps (app_id -> app public key). Common
+// The OpenAPI v2 gateway for alipay.open.app.mini.templatemessage.send and
+// alipay.open.app.messagetemplate.subscribe.query, with the apps of
+// Options.AlipayApps (app_id -> app public key). Common
 // parameters come from the query or the form body. It checks, in order:
 // app_id (40002 isv.invalid-app-id, in error_response and unsigned, as the
 // gateway knows no key for it), sign present (40001 isv.missing-signature),
@@ -99,8 +100,9 @@
 // Alipay uses — every parameter but sign and empty ones, sorted, k=v
 // joined by & with raw values, SHA256withRSA — (40002
 // isv.invalid-signature, sub_msg echoing the string it verified), then
-// method, format, charset and version (40002 isv.invalid-*). These
-// gateway errors come in error_response. Then, under
+// method (one of the two), format, charset and version (40002
+// isv.invalid-*). These gateway errors come in error_response, for both
+// methods. Then, for the send, under
 // alipay_open_app_mini_templatemessage_send_response: biz_content (40001
 // missing, 40002 isv.invalid-parameter for bad JSON, both or neither of
 // to_open_id and to_user_id, a page over 128 characters, a data that is
@@ -113,8 +115,9 @@
 // [NewAlipayKeys] and [LoadOrGenerateAlipayKeys] make a matching key set;
 // `herald sandbox --alipay-keys DIR` writes one and prints a config.
 //
-// By recipient (to_open_id or to_user_id) prefix, for a call that passes
-// every other check:
+// By recipient (to_open_id or to_user_id, and the query's open_id or
+// user_id) prefix, for a call that passes every other check, for both
+// methods (badsign… answers the query's success with a bad sign):
 //
 //	illegal…      40004 USER_TEMPLATE_ILLEGAL (bad or deleted template)
 //	lackkw…       40004 USER_TEMPLATE_LACK_KEYWORD (a keyword is missing)
@@ -126,7 +129,40 @@
 //
 // The same list is printed by [AlipayScriptsHelp]. Latency, outages
 // (POST /sandbox/alipay/outage?seconds=N), Stats["alipay"] and Record
-// work as for WeChat.
+// work as for WeChat; Stats["alipay"] counts queries apart (QueryCalls).
+//
+// # Alipay subscription query
+//
+// alipay.open.app.messagetemplate.subscribe.query checks biz_content
+// (40001 missing, 40002 isv.invalid-parameter for bad JSON or both open_id
+// and user_id, 40001 isv.missing-user-id for neither, 40001
+// isv.missing-template-id-list for no template, 40002
+// isv.invalid-parameter for more than 3, an empty id or a list that is not
+// an array of strings), then answers, under
+// alipay_open_app_messagetemplate_subscribe_query_response and signed,
+// {"code":"10000","msg":"Success","show_component":…,"subscribe_relations":[…]}
+// with the relations the sandbox holds for that app, user and those
+// templates, in the order asked; templates never set are omitted (the list
+// too when none is set), as Alipay omits users who never subscribed.
+// show_component is true when some template asked about is not
+// subscribed (no relation, or a subscribe_state other than "1"): the
+// sandbox's rule, not a documented one.
+//
+//   - POST /sandbox/alipay/subscribe?app_id=&user=&template=T1&template=T2&state=1&subscribe_type=onetime&keep_state=0&show=true
+//     sets the relations of a user (an open_id or a user_id alike) to 1 to
+//     3 templates and answers them. state is the subscribe_state to report
+//     ("1" by default), subscribe_type "onetime" by default, keep_state
+//     none by default, show true by default; app_id may be left out when
+//     one app is configured. [Server.SetAlipayRelation] does the same.
+//
+// Alipay does not document the value sets (platform-apis B.5); the
+// defaults are those an older Alipay SDK model describes, and the sandbox
+// reports whatever it is given. With Options.Grants, setting state "1" on
+// a onetime relation adds a grant (they accumulate), any other relation
+// has none, an accepted send to that user and template takes one, and the
+// relation goes with the last one (what Alipay reports then is not
+// documented either). A send is never refused for want of a grant: Alipay's
+// sub_code for it is unknown. The control's answer carries the grants.
 //
 // # Test hooks
 //
@@ -138,7 +174,8 @@
 // POST /sandbox/wechat/rotate?appid= invalidates the current tokens (as a
 // force refresh elsewhere would), POST /sandbox/wechat/expire?appid= makes
 // them expire, POST /sandbox/wechat/outage?seconds=N makes every send answer
-// HTTP 503 for N seconds (0 ends it).
+// HTTP 503 for N seconds (0 ends it), POST /sandbox/alipay/subscribe sets
+// the relations Alipay's query reports.
 //
 // # Invariants
 //

@@ -26,7 +26,8 @@ const DefaultTokenTTL = 7200 * time.Second
 
 // Options configure a [Server].
 type Options struct {
-	// Latency is added to every send call (not to token or control calls).
+	// Latency is added to every send call and Alipay query (not to token or
+	// control calls).
 	// It waits on a timer and burns no CPU.
 	Latency time.Duration
 	// WeChatApps maps appid to secret; empty means the dev app
@@ -58,6 +59,10 @@ type Options struct {
 	// Grants keeps one-time grants per (appid, openid, template) as WeChat
 	// does: an accepted popup adds one, a send takes one, and a send with
 	// none left answers 43101. Off: every send passes this check.
+	// For Alipay it keeps a grant per subscribed one-time relation set
+	// (see [Server.SetAlipayRelation]); an accepted send takes one, and
+	// the relation goes with the last, but a send is never refused (Alipay
+	// does not document that answer).
 	Grants bool
 }
 
@@ -90,8 +95,12 @@ type PlatformStats struct {
 	// TokenFetches counts calls to each token endpoint, answered or not
 	// (WeChat: "token" and "stable_token").
 	TokenFetches map[string]int64 `json:"token_fetches,omitempty"`
-	// SendCalls counts send calls, whatever the answer.
+	// SendCalls counts send calls, whatever the answer. For Alipay, every
+	// gateway call but subscribe.query.
 	SendCalls int64 `json:"send_calls"`
+	// QueryCalls counts Alipay's subscribe.query calls, whatever the
+	// answer.
+	QueryCalls int64 `json:"query_calls,omitempty"`
 	// Accepted counts sends answered with success.
 	Accepted int64 `json:"accepted"`
 	// Pushes counts subscription event pushes the receiver answered
@@ -125,6 +134,8 @@ type Stats map[string]PlatformStats
 //	                                 a user turns templates off (push, grants)
 //	GET  /sandbox/wechat/grants?appid=&openid=&template=
 //	                                 grants left (with Options.Grants)
+//	POST /sandbox/alipay/subscribe?app_id=&user=&template=&state=
+//	                                 the relations subscribe.query reports
 type Server struct {
 	mux       *http.ServeMux
 	now       func() time.Time
@@ -132,6 +143,7 @@ type Server struct {
 	record    bool
 	platforms map[string]*platform
 	wechat    *wechatAPI
+	alipay    *alipayAPI
 
 	mu       sync.Mutex
 	accepted []Message
@@ -185,7 +197,8 @@ func New(opts Options) *Server {
 	}
 	s.wechat = newWeChat(s, opts)
 	s.add(s.wechat)
-	s.add(newAlipay(s, opts))
+	s.alipay = newAlipay(s, opts)
+	s.add(s.alipay)
 	s.mux.HandleFunc("GET /sandbox/stats", s.handleStats)
 	s.mux.HandleFunc("GET /sandbox/messages", s.handleMessages)
 	s.mux.HandleFunc("POST /sandbox/{platform}/outage", s.handleOutage)
@@ -222,6 +235,9 @@ func (s *Server) Stats() Stats {
 	p := s.wechat.pusher
 	ps.Pushes, ps.PushFailures, ps.PushRetries, ps.PushesDropped = p.delivered.Load(), p.failed.Load(), p.retries.Load(), p.dropped.Load()
 	st["wechat"] = ps
+	as := st["alipay"]
+	as.QueryCalls = s.alipay.queryCalls.Load()
+	st["alipay"] = as
 	return st
 }
 

@@ -49,8 +49,8 @@ stopped.
 Alipay needs keys: --alipay-keys DIR generates a matching set in DIR (or reuses
 the one there) and prints the apps section of a herald config that uses it.
 
-Test hooks: GET /sandbox/stats (token fetches per endpoint, send calls, accepted
-sends), GET /sandbox/messages (accepted messages, with --record),
+Test hooks: GET /sandbox/stats (token fetches per endpoint, send calls, Alipay
+queries, accepted sends), GET /sandbox/messages (accepted messages, with --record),
 POST /sandbox/wechat/rotate?appid= (invalidate the current tokens),
 POST /sandbox/wechat/expire?appid= (expire them),
 POST /sandbox/wechat/outage?seconds=N (every send answers HTTP 503; 0 ends it).
@@ -74,6 +74,9 @@ and aes_key ` + sandbox.DevEncodingAESKey + `.
 --grants keeps one-time grants per (appid, openid, template) as WeChat does: an
 accept adds one, a send takes one, a change takes them all, and a send with none
 left answers 43101. GET /sandbox/wechat/grants?appid=&openid=&template= shows them.
+For Alipay it keeps a grant per subscribed one-time relation set with
+POST /sandbox/alipay/subscribe (below); an accepted send takes one and the relation
+goes with the last (a send is never refused: Alipay's answer for it is unknown).
 
 ` + sandbox.ScriptsHelp() + "\n" + sandbox.AlipayScriptsHelp(),
 		Example: `  herald sandbox
@@ -82,6 +85,7 @@ left answers 43101. GET /sandbox/wechat/grants?appid=&openid=&template= shows th
   herald sandbox --alipay-keys ./sandbox-keys
   herald sandbox --grants --wechat-push url=http://127.0.0.1:8081/wechat/default,token=` + sandbox.DevPushToken + `,aes_key=` + sandbox.DevEncodingAESKey + `,format=json
   curl -s -X POST 'localhost:9100/sandbox/wechat/subscribe?openid=o1&template=T1'
+  curl -s -X POST 'localhost:9100/sandbox/alipay/subscribe?user=o1&template=T1&state=1&subscribe_type=onetime'
   curl -s localhost:9100/sandbox/stats
   curl -s -X POST 'localhost:9100/sandbox/wechat/outage?seconds=30'`,
 		Args: cobra.NoArgs,
@@ -100,7 +104,7 @@ left answers 43101. GET /sandbox/wechat/grants?appid=&openid=&template= shows th
 	fl.BoolVar(&f.json, "json", false, "print the listening address as one JSON line")
 	fl.StringArrayVar(&f.pushes, "wechat-push", nil,
 		"push an app's subscription events to a receiver: url=URL,token=T[,aes_key=K][,mode=safe][,format=json][,appid=wx…] (repeatable)")
-	fl.BoolVar(&f.grants, "grants", false, "keep one-time grants per user and template; a send with none left answers 43101")
+	fl.BoolVar(&f.grants, "grants", false, "keep one-time grants per user and template; a WeChat send with none left answers 43101")
 	return cmd
 }
 
