@@ -18,6 +18,11 @@ var (
 	ErrUnsigned = errors.New("answer is not signed")
 )
 
+// ErrQuery is wrapped when [Client.QuerySubscriptions] is asked what
+// Alipay would refuse: no user, no template, more than
+// [MaxQueryTemplates], or an empty template id. No call is made.
+var ErrQuery = errors.New("bad subscription query")
+
 // APIError is an answer from Alipay whose code is not 10000 (Success). It
 // implements retry.Detailer: the dead letter's code is SubCode where there
 // is one, else Code, and its message is SubMsg (else Msg) unchanged.

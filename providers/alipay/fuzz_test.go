@@ -3,6 +3,7 @@ package alipay
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/heraldhq/herald/retry"
@@ -112,6 +113,110 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		if d := retry.Decide(err); d.Action == retry.DeadLetter && (a.sign == "" || !verify(pubs, a.raw, a.sign)) {
 			t.Fatalf("dead-lettered on an unverified answer %q: %v", body, err)
+		}
+	})
+}
+
+// FuzzQueryAnswer: parsing, judging and decoding any body as a
+// subscription query's answer never panics, and a result comes back only
+// for a success under the query's member whose sign verifies over its
+// exact bytes with the configured key, holding one relation per element
+// of the subscribe_relations those bytes carry.
+func FuzzQueryAnswer(f *testing.F) {
+	k := keys(f)
+	for _, s := range []string{
+		signedAnswer(f, k.GatewayPrivateKey, queryResponseKey, `{"code":"10000","msg":"Success","show_component":true,"subscribe_relations":[{"template_id":"T1","subscribe_state":"1","subscribe_type":"onetime","keep_state":"0","show":true}]}`),
+		signedAnswer(f, k.GatewayPrivateKey, queryResponseKey, `{"code":"10000","msg":"Success","show_component":"1","subscribe_relations":[{"template_id":2,"subscribe_state":null},{"show":{"x":1}}]}`),
+		signedAnswer(f, k.GatewayPrivateKey, queryResponseKey, `{"code":"10000","msg":"Success"}`),
+		signedAnswer(f, k.GatewayPrivateKey, queryResponseKey, `{"code":"40004","msg":"Business Failed","sub_code":"USER_TEMPLATE_ILLEGAL"}`),
+		signedAnswer(f, k.GatewayPrivateKey, responseKey, `{"code":"10000","msg":"Success"}`),
+		`{"error_response":{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-app-id"}}`,
+		`{"` + queryResponseKey + `":{"code":"10000","subscribe_relations":[{"template_id":"T1"}]}}`,
+		`{"` + queryResponseKey + `":{"code":"10000"},"sign":"AAAA"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	c := clientFor(f, "http://unused/gateway.do", nil)
+	pubs, err := ParsePublicKeys(k.GatewayPublicKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := parseResponse(body, queryResponseKey)
+		if err != nil {
+			return
+		}
+		err = c.judgeQuery(a)
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && !verify(pubs, a.raw, a.sign) {
+			t.Fatalf("unverified answer %q returned as %v", body, err)
+		}
+		if err != nil {
+			return
+		}
+		if a.key != queryResponseKey || a.body.Code != codeSuccess || !verify(pubs, a.raw, a.sign) {
+			t.Fatalf("believed %q", body)
+		}
+		res, err := decodeQuery(a.raw)
+		if err != nil {
+			return
+		}
+		var generic struct {
+			Relations []json.RawMessage `json:"subscribe_relations"`
+		}
+		if err := json.Unmarshal(a.raw, &generic); err != nil || len(generic.Relations) != len(res.Relations) {
+			t.Fatalf("decodeQuery(%s) = %d relations, the bytes hold %d (%v)", a.raw, len(res.Relations), len(generic.Relations), err)
+		}
+	})
+}
+
+// FuzzDecodeQuery: any relation field that is a JSON string comes back
+// unchanged, any number or boolean as its JSON text.
+func FuzzDecodeQuery(f *testing.F) {
+	f.Add("T1", "1", []byte(`1`), []byte(`true`))
+	f.Add("模板\u00e9\n\"", "", []byte(`-0.5e-3`), []byte(`false`))
+	f.Add("", "onetime", []byte(`null`), []byte(`"x"`))
+	f.Fuzz(func(t *testing.T, template, state string, keep, show []byte) {
+		keep, show = bytes.TrimSpace(keep), bytes.TrimSpace(show)
+		if !json.Valid(keep) || !json.Valid(show) {
+			return // one value each, or the body is another shape
+		}
+		tplJSON, _ := json.Marshal(template)
+		stateJSON, _ := json.Marshal(state)
+		raw := []byte(`{"code":"10000","subscribe_relations":[{"template_id":` + string(tplJSON) + `,"subscribe_state":` + string(stateJSON) +
+			`,"keep_state":` + string(keep) + `,"show":` + string(show) + `}]}`)
+		res, err := decodeQuery(raw)
+		scalar := func(v []byte) (string, bool) {
+			switch {
+			case v[0] == '{' || v[0] == '[':
+				return "", false
+			case v[0] == '"':
+				var s string
+				_ = json.Unmarshal(v, &s)
+				return s, true
+			case string(v) == "null":
+				return "", true
+			}
+			return string(v), true
+		}
+		wantKeep, okKeep := scalar(keep)
+		wantShow, okShow := scalar(show)
+		if !okKeep || !okShow {
+			if err == nil {
+				t.Fatalf("decodeQuery(%s) accepted an object or array field: %+v", raw, res)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decodeQuery(%s): %v", raw, err)
+		}
+		// json.Marshal makes invalid UTF-8 valid; compare with what it wrote.
+		var wantTpl, wantState string
+		_ = json.Unmarshal(tplJSON, &wantTpl)
+		_ = json.Unmarshal(stateJSON, &wantState)
+		want := Relation{TemplateID: wantTpl, SubscribeState: wantState, KeepState: wantKeep, Show: wantShow}
+		if len(res.Relations) != 1 || res.Relations[0] != want {
+			t.Fatalf("decodeQuery(%s) = %+v, want %+v", raw, res.Relations, want)
 		}
 	})
 }
