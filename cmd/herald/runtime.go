@@ -232,22 +232,32 @@ func senders(cfg *config.Config, tokens wechat.TokenStore, reg prometheus.Regist
 			}
 		}
 		if a := app.Alipay; a != nil {
-			c, err := alipay.New(alipay.Config{
-				AppID:           a.AppID,
-				PrivateKey:      a.PrivateKey.Reveal(),
-				AlipayPublicKey: a.AlipayPublicKey,
-				Gateway:         a.Gateway,
-				Recipient:       a.Recipient,
-				Timeout:         cfg.Worker.RequestTimeout,
-			}, hc)
+			c, err := alipayClient(cfg, name, a, hc)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("apps.%s.alipay: %w", name, err))
+				errs = append(errs, err)
 			} else {
 				out[worker.Route{Platform: "alipay", App: name}] = c
 			}
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// alipayClient builds the client of app name's Alipay settings a: the
+// worker sends with it, herald subscriptions query asks with it.
+func alipayClient(cfg *config.Config, name string, a *config.AlipayApp, hc *http.Client) (*alipay.Client, error) {
+	c, err := alipay.New(alipay.Config{
+		AppID:           a.AppID,
+		PrivateKey:      a.PrivateKey.Reveal(),
+		AlipayPublicKey: a.AlipayPublicKey,
+		Gateway:         a.Gateway,
+		Recipient:       a.Recipient,
+		Timeout:         cfg.Worker.RequestTimeout,
+	}, hc)
+	if err != nil {
+		return nil, fmt.Errorf("apps.%s.alipay: %w", name, err)
+	}
+	return c, nil
 }
 
 func workerConfig(cfg *config.Config, instance string) worker.Config {
