@@ -13,18 +13,37 @@
 // run. Under load a batch carries many jobs; when idle it carries one, so
 // latency stays at one round trip.
 //
+// On a Redis Cluster (a [redis.ClusterClient]) a script's keys must lie in
+// one hash slot, so a batch is split by slot into one script call per slot,
+// all sent in one pipeline: still one round trip, to each master the batch
+// touches. Each operation names its keys, which must share a slot; the
+// split knows nothing else about it. A rate-limited admission, whose job
+// and rate cell lie in different slots, is then two operations, one after
+// the other (see [Store.Admit]).
+//
 // Keys (with the configured prefix, "herald:" by default):
 //
-//	<prefix>job:<platform>:<app>:<id>   hash: s (lease|idle|sent), o (owner),
-//	                                    l (lease end, µs), a (attempts),
-//	                                    f (first claim, µs), x (owner whose
-//	                                    failure was counted last); once sent also
-//	                                    q (stream sequence), m (msgid),
-//	                                    n (attempts it took), t (sent at, µs)
-//	                                    (o and l stay: state s is read first)
+//	<prefix>{<platform>:<app>:<id>}   hash, in flight: s (lease|idle|dead),
+//	                                  o (owner), l (lease end, µs), f (first
+//	                                  claim, µs), a (attempts), x (owner whose
+//	                                  failure was counted last); a dead letter
+//	                                  decided adds dr, dc, dm, df, dn. Once
+//	                                  sent only q (stream sequence), m
+//	                                  (msgid), n (attempts it took), t (sent
+//	                                  at, µs): about 150 B in all
 //	<prefix>rate:<platform>:<app>:<template>   GCRA theoretical arrival time, µs
-//	<prefix>health:<random>             written by Ping, one per Store; expires
-//	                                    30 s after the last Ping
+//	<prefix>sub:{<hash>}, …:ev, …:h    a user's subscription ledger: state
+//	                                   hash, applied events, history (the
+//	                                   hash of platform, app and user is
+//	                                   their hash tag)
+//	<prefix>ref:{<hash>}               what a platform message id stands for
+//	<prefix>health:<random>            written by Ping, one per Store (on a
+//	                                   cluster one per master, with a hash
+//	                                   tag in its slots); expires 30 s after
+//	                                   the last Ping
+//
+// A job's key is its hash tag: every key kept for one job lies in one slot
+// of a cluster, and jobs spread over all of them.
 //
 // A claim sets the job key's expiry to the dedup TTL after the lease ends;
 // the sent marker leaves it as it is, so a delivered job is remembered for

@@ -215,6 +215,9 @@ func (s *Store) Job(ctx context.Context, key string) (worker.JobState, worker.Ms
 		return worker.JobState{}, worker.MsgRef{}, fmt.Errorf("read job %s: %w", key, err)
 	}
 	js := worker.JobState{State: h["s"], Owner: h["o"]}
+	if h["t"] != "" {
+		js.State = "sent" // a sent job keeps its delivery alone (see batchScript)
+	}
 	js.Attempts, _ = strconv.Atoi(h["a"])
 	if us, err := strconv.ParseInt(h["f"], 10, 64); err == nil && us > 0 {
 		js.First = time.UnixMicro(us)

@@ -2,9 +2,16 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// The operations batchScript runs, by the names it takes in ARGV.
+// The operations batchScript runs, by the names it takes in ARGV. Each
+// declares its keys (KEYS) ahead of its arguments; on a Redis Cluster a
+// batch is split by the keys' hash slot (see flushCluster), so an
+// operation's keys must share one slot: a job's keys carry its key as hash
+// tag, a user's ledger keys a hash of the user, a message id's reference
+// its own, and a rate cell is an operation's only key.
 const (
 	opAdmit    = "admit"
+	opReserve  = "reserve"
+	opUnclaim  = "unclaim"
 	opMarkSent = "sent"
 	opFail     = "fail"
 	opRelease  = "release"
@@ -27,22 +34,46 @@ const (
 // and then the TIME the batch ran at, in µs. A failed operation does not
 // stop the ones after it.
 //
+// A job's hash holds, while it is in flight: s (lease|idle|dead), o
+// (owner), l (lease end, µs), f (first claim, µs), a (attempts), x (owner
+// whose failure was counted last); once sent, only q (stream sequence), m
+// (msgid), n (attempts it took) and t (sent at, µs): the field t marks it
+// sent. Those four are what a later delivery of the job needs, and small
+// integers a small hash keeps packed.
+//
 // admit checks the job's dedup state, reserves a GCRA slot and takes the
 // lease, in one step.
 //
-//	KEYS  job hash, rate cell (ignored when the interval is 0)
+//	KEYS  job hash, rate cell (ignored when the interval is 0; then the
+//	      job hash again, so that both lie in one slot)
 //	ARGV  owner, lease µs, ttl ms, emission interval µs (0: no limit),
 //	      burst, max wait µs
 //	reply {status, wait µs from the batch's TIME, attempts, first claim µs};
-//	      status 0 claimed,
+//	      status 0 claimed, then also 1 if this claim is the job's first
+//	      (nothing was recorded for it before), else 0;
 //	      2 busy (leased by another owner), 3 throttled;
 //	      already sent: {1, 0, attempts, sent at µs, stream sequence, msgid};
 //	      decided: {4, 0, attempts, first claim µs, reason, code, message, field}
 //
-// sent marks the job sent. The lease fields stay (every reader checks the
-// state first) and so does the expiry admit set, which already runs to at
-// least the dedup TTL after the lease ends: one command instead of three.
-// A hash that vanished meanwhile is created with the TTL.
+// reserve reserves a GCRA slot alone: on a Redis Cluster a rate cell and a
+// job lie in different slots, so admit there claims the job with no
+// interval, then reserves (see Store.Admit).
+//
+//	KEYS  rate cell
+//	ARGV  emission interval µs, burst, max wait µs
+//	reply {0, wait µs} reserved, or {3, wait µs} beyond the max wait,
+//	      nothing reserved
+//
+// unclaim gives back a lease admit took whose reservation then failed:
+// as release, and a first claim leaves no state behind.
+//
+//	KEYS  job hash
+//	ARGV  owner, 1 if the claim was the job's first, else 0
+//	reply 1
+//
+// sent marks the job sent and drops what only a job in flight needs. The
+// expiry admit set stays: it already runs to at least the dedup TTL after
+// the lease ends. A hash that vanished meanwhile is created with the TTL.
 //
 //	KEYS  job hash
 //	ARGV  ttl ms, stream sequence, msgid, attempts, accepted at µs
@@ -50,7 +81,8 @@ const (
 //
 // fail counts an attempt and releases the lease if owner holds it. An
 // owner is one delivery, which makes one call: a second fail from it (the
-// client ran the batch again after losing its reply) counts nothing.
+// client ran the batch again after losing its reply) counts nothing, and
+// neither does a fail after the job was sent.
 //
 //	KEYS  job hash
 //	ARGV  owner, ttl ms (restored if the hash lost its expiry)
@@ -64,7 +96,7 @@ const (
 //
 // decide records a dead letter that could not be stored, so that no later
 // delivery calls the platform again, and drops the lease. The first claim
-// time stays as admit wrote it.
+// time stays as admit wrote it. A job already sent stays so.
 //
 //	KEYS  job hash
 //	ARGV  ttl ms (restored if the hash lost its expiry), reason, code,
@@ -130,12 +162,24 @@ local function unlease(job, owner)
   end
 end
 
+local function reserve(rate, interval, burst, maxWait)
+  interval, burst, maxWait = tonumber(interval), tonumber(burst), tonumber(maxWait)
+  local tat = tonumber(redis.call('GET', rate)) or now
+  if tat < now then tat = now end
+  local newTat = tat + interval
+  local wait = newTat - interval * burst - now
+  if wait > maxWait then return {3, wait} end
+  if wait < 0 then wait = 0 end
+  redis.call('SET', rate, string.format('%.0f', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1000)
+  return {0, wait}
+end
+
 local function admit(job, rate, owner, lease, ttl, interval, burst, maxWait)
-  local s = redis.call('HMGET', job, 's', 'o', 'l', 'a', 'f')
+  local s = redis.call('HMGET', job, 's', 'o', 'l', 'a', 'f', 't')
   local attempts = tonumber(s[4]) or 0
-  if s[1] == 'sent' then
-    local d = redis.call('HMGET', job, 'q', 'm', 'n', 't')
-    return {1, 0, tonumber(d[3]) or attempts, tonumber(d[4]) or 0, d[1] or '', d[2] or ''}
+  if s[6] then
+    local d = redis.call('HMGET', job, 'q', 'm', 'n')
+    return {1, 0, tonumber(d[3]) or attempts, tonumber(s[6]) or 0, d[1] or '', d[2] or ''}
   end
   if s[1] == 'dead' then
     local d = redis.call('HMGET', job, 'dr', 'dc', 'dm', 'df', 'dn')
@@ -146,36 +190,49 @@ local function admit(job, rate, owner, lease, ttl, interval, burst, maxWait)
     if leaseEnd > now then return {2, leaseEnd - now, attempts, 0} end
   end
   local wait = 0
-  interval = tonumber(interval)
-  if interval > 0 then
-    local tat = tonumber(redis.call('GET', rate)) or now
-    if tat < now then tat = now end
-    local newTat = tat + interval
-    wait = newTat - interval * tonumber(burst) - now
-    if wait > tonumber(maxWait) then return {3, wait, attempts, 0} end
-    if wait < 0 then wait = 0 end
-    redis.call('SET', rate, string.format('%.0f', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1000)
+  if tonumber(interval) > 0 then
+    local r = reserve(rate, interval, burst, maxWait)
+    if r[1] == 3 then return {3, r[2], attempts, 0} end
+    wait = r[2]
   end
-  local first = tonumber(s[5]) or now
+  local first, fresh = tonumber(s[5]), 0
+  if not first then first, fresh = now, 1 end
   redis.call('HSET', job, 's', 'lease', 'o', owner,
     'l', string.format('%.0f', now + wait + tonumber(lease)), 'f', string.format('%.0f', first))
   -- The state outlives the lease by the TTL: a delivery within the lease
   -- is remembered for at least the TTL without sent touching the expiry.
   redis.call('PEXPIRE', job, ttl + math.ceil((wait + tonumber(lease)) / 1000))
-  return {0, wait, attempts, first}
+  return {0, wait, attempts, first, fresh}
+end
+
+local function unclaim(job, owner, fresh)
+  local s = redis.call('HMGET', job, 's', 'o', 'a')
+  if s[1] == 'lease' and s[2] == owner then
+    if fresh == '1' and not s[3] then
+      redis.call('DEL', job)
+    else
+      redis.call('HSET', job, 's', 'idle')
+      redis.call('HDEL', job, 'o', 'l')
+    end
+  end
+  return 1
 end
 
 local function markSent(job, ttl, seq, msgid, attempts, at)
-  -- HSET answers how many fields are new: all five only if the hash
-  -- was gone (expired or lost), and then it needs an expiry.
-  if redis.call('HSET', job, 's', 'sent', 'q', seq, 'm', msgid, 'n', attempts, 't', at) == 5 then
+  -- HSET answers how many fields are new, HDEL how many it removed: all
+  -- four new and none removed only if the hash was gone (expired or
+  -- lost), and then it needs an expiry. (Written first, so that the hash
+  -- never empties, which would delete it and its expiry.)
+  local added = redis.call('HSET', job, 'q', seq, 'm', msgid, 'n', attempts, 't', at)
+  if redis.call('HDEL', job, 's', 'o', 'l', 'f', 'a', 'x') == 0 and added == 4 then
     redis.call('PEXPIRE', job, ttl)
   end
   return 1
 end
 
 local function fail(job, owner, ttl)
-  local f = redis.call('HMGET', job, 'x', 'a')
+  local f = redis.call('HMGET', job, 'x', 'a', 't', 'n')
+  if f[3] then return tonumber(f[4]) or 0 end
   if f[1] == owner then return tonumber(f[2]) or 0 end
   local a = redis.call('HINCRBY', job, 'a', 1)
   redis.call('HSET', job, 'x', owner)
@@ -190,6 +247,7 @@ local function release(job, owner)
 end
 
 local function decide(job, ttl, reason, code, message, field, attempts)
+  if redis.call('HGET', job, 't') then return 1 end
   redis.call('HSET', job, 's', 'dead', 'dr', reason, 'dc', code, 'dm', message, 'df', field, 'dn', attempts)
   redis.call('HDEL', job, 'o', 'l')
   if redis.call('PTTL', job) < 0 then redis.call('PEXPIRE', job, ttl) end
@@ -296,6 +354,12 @@ while a <= #ARGV do
   if name == 'admit' then
     ok, res = pcall(admit, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 6))
     k, a = k + 2, a + 7
+  elseif name == 'reserve' then
+    ok, res = pcall(reserve, KEYS[k], unpack(ARGV, a + 1, a + 3))
+    k, a = k + 1, a + 4
+  elseif name == 'unclaim' then
+    ok, res = pcall(unclaim, KEYS[k], ARGV[a + 1], ARGV[a + 2])
+    k, a = k + 1, a + 3
   elseif name == 'sent' then
     ok, res = pcall(markSent, KEYS[k], unpack(ARGV, a + 1, a + 5))
     k, a = k + 1, a + 6
@@ -337,4 +401,17 @@ while a <= #ARGV do
 end
 results[#results + 1] = now
 return results
+`)
+
+// pingScript writes a store's health key on a Redis Cluster, where Ping
+// writes one on each master (a key whose hash tag lies in that master's
+// slots), and returns that master's TIME in µs, which a keyless TIME would
+// not reach.
+//
+//	KEYS  health key
+//	ARGV  value, ms to live
+var pingScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000000 + tonumber(t[2])
 `)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/heraldhq/herald/internal/testenv"
 	"github.com/heraldhq/herald/worker"
 )
@@ -17,12 +19,35 @@ import (
 // clients issued per job and the server's CPU per job.
 func BenchmarkAdmitMarkSent(b *testing.B) {
 	r := testenv.StartRedis(b)
-	rdb := r.Client(b)
+	benchAdmitMarkSent(b, r.Client(b), []*testenv.Redis{r})
+}
+
+// BenchmarkAdmitMarkSentOnRedisCluster is the same on a 3-master Redis
+// Cluster, where a batch is one script call per hash slot: the commands
+// and CPU are those of all masters.
+func BenchmarkAdmitMarkSentOnRedisCluster(b *testing.B) {
+	rc := testenv.StartRedisCluster(b, 3, 0)
+	benchAdmitMarkSent(b, rc.Client(b), rc.Masters)
+}
+
+func benchAdmitMarkSent(b *testing.B, rdb redis.UniversalClient, servers []*testenv.Redis) {
 	s := New(rdb, Config{})
 	b.Cleanup(s.Close)
 	ctx := context.Background()
 	var seq atomic.Int64
-	before, cpuBefore := r.Calls(b, "evalsha"), r.CPU(b)
+	calls := func() (n int64) {
+		for _, r := range servers {
+			n += r.Calls(b, "evalsha")
+		}
+		return n
+	}
+	cpu := func() (d time.Duration) {
+		for _, r := range servers {
+			d += r.CPU(b)
+		}
+		return d
+	}
+	before, cpuBefore := calls(), cpu()
 	b.SetParallelism(256)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -40,6 +65,6 @@ func BenchmarkAdmitMarkSent(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64(r.Calls(b, "evalsha")-before)/float64(b.N), "evalsha/job")
-	b.ReportMetric(float64((r.CPU(b)-cpuBefore).Microseconds())/float64(b.N), "redis-µs/job")
+	b.ReportMetric(float64(calls()-before)/float64(b.N), "evalsha/job")
+	b.ReportMetric(float64((cpu()-cpuBefore).Microseconds())/float64(b.N), "redis-µs/job")
 }

@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -405,4 +407,122 @@ func (h replyDelay) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return err
 	}
+}
+
+// A delivered job keeps only what a later delivery of it needs (stream
+// sequence, msgid, attempts, sent at) in a hash small enough for Redis to
+// pack (listpack), under a key of the job's key and a few bytes: at
+// realistic sizes (a UUID id, the default app, a 19-digit msgid, an owner
+// named after a Kubernetes pod) MEMORY USAGE says 152 B, where the lease
+// fields and a longer key took 280 B. With its expiry entry and its share
+// of the key space's hash tables, used_memory grows by about 215 B a job.
+// See docs/operations.md, "Sizing Redis".
+func TestSentJobKeepsFewBytes(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	const (
+		id    = "3f2b8c1e-9a4d-4e7b-8c2f-1d5e6a7b8c9d"
+		owner = "herald-worker-7d9f8b6c5-x2x4q:1234567890:"
+		msgid = "2317554938710732141"
+	)
+	claim := func(key, owner string) worker.Claim {
+		return worker.Claim{Key: key, Owner: owner, Lease: 25 * time.Second, TTL: 24 * time.Hour, MaxWait: 5 * time.Second}
+	}
+	// One job sent at once, one after a failed call.
+	direct, retried := "wechat:default:"+id, "wechat:default:"+strings.Replace(id, "3f", "4f", 1)
+	for _, key := range []string{direct, retried} {
+		if a, err := s.Admit(ctx, claim(key, owner+"1")); err != nil || a.Status != worker.Claimed {
+			t.Fatalf("Admit %s = %+v, %v", key, a, err)
+		}
+	}
+	if _, err := s.Fail(ctx, retried, owner+"1"); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.Admit(ctx, claim(retried, owner+"2")); err != nil || a.Status != worker.Claimed || a.Attempts != 1 {
+		t.Fatalf("Admit after a failure = %+v, %v", a, err)
+	}
+	for i, key := range []string{direct, retried} {
+		sent := worker.SentRecord{Seq: 1234567890, MsgID: msgid, Attempts: i + 1, At: time.UnixMicro(1_800_000_000_123_456)}
+		if err := s.MarkSent(ctx, key, 24*time.Hour, sent); err != nil {
+			t.Fatal(err)
+		}
+		jk := s.JobKey(key)
+		fields, err := b.rdb.HKeys(ctx, jk).Result()
+		slices.Sort(fields)
+		if err != nil || !slices.Equal(fields, []string{"m", "n", "q", "t"}) {
+			t.Errorf("fields of a sent job = %q, %v; want m, n, q, t", fields, err)
+		}
+		if enc, err := b.rdb.ObjectEncoding(ctx, jk).Result(); err != nil || enc != "listpack" {
+			t.Errorf("encoding of a sent job = %q, %v; want listpack", enc, err)
+		}
+		n, err := b.rdb.MemoryUsage(ctx, jk, 0).Result()
+		if err != nil || n > 152 {
+			t.Errorf("MEMORY USAGE of a sent job (%d attempts) = %d B, %v; want at most 152", i+1, n, err)
+		}
+		if ttl, err := b.rdb.PTTL(ctx, jk).Result(); err != nil || ttl < 24*time.Hour {
+			t.Errorf("a sent job expires in %v, %v; want at least the dedup TTL", ttl, err)
+		}
+		if a, err := s.Admit(ctx, claim(key, "other")); err != nil || a.Status != worker.AlreadySent || a.Sent != sent {
+			t.Errorf("Admit of the sent job = %+v, %v; want AlreadySent with %+v", a, err, sent)
+		}
+	}
+
+	// The whole cost, in used_memory, of many sent jobs; after as many
+	// connections as they use are open and have worked.
+	fill := func(from, to int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 256)
+		for w := range 256 {
+			wg.Go(func() {
+				for i := from + w; i < to; i += 256 {
+					key := fmt.Sprintf("wechat:default:%08x-9a4d-4e7b-8c2f-%012x", i, i*7919)
+					if _, err := s.Admit(ctx, claim(key, owner+"1")); err != nil {
+						errs <- err
+						return
+					}
+					if err := s.MarkSent(ctx, key, 24*time.Hour, worker.SentRecord{Seq: uint64(1234560000 + i), MsgID: msgid,
+						Attempts: 1, At: time.Now()}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	const warm, jobs = 2560, 20000
+	fill(0, warm)
+	before := usedMemory(t, b.rdb)
+	fill(warm, warm+jobs)
+	perJob := float64(usedMemory(t, b.rdb)-before) / jobs
+	t.Logf("used_memory per sent job: %.1f B", perJob)
+	if perJob > 240 {
+		t.Errorf("used_memory grew by %.1f B per sent job, want at most 240", perJob)
+	}
+}
+
+// usedMemory is INFO memory's used_memory.
+func usedMemory(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO memory")
+	return 0
 }
