@@ -429,7 +429,7 @@ func TestRedisThroughSentinelFollowsAFailover(t *testing.T) {
 		if err != nil || a.Status != worker.Claimed {
 			return false
 		}
-		found, err := newMaster.Exists(ctx, "herald:job:wechat:default:"+id).Result()
+		found, err := newMaster.Exists(ctx, st.jobs.(*redisstore.Store).JobKey("wechat:default:"+id)).Result()
 		return err == nil && found == 1
 	})
 	t.Logf("the store claimed on the new master after %d tries", n)
@@ -445,8 +445,8 @@ func TestRedisThroughSentinelFollowsAFailover(t *testing.T) {
 }
 
 // A redis+cluster URL builds a cluster client that reaches every master
-// of a real Redis Cluster, which the token store runs on; the job store
-// cannot, and newStores refuses it with a reason.
+// of a real Redis Cluster, and the stores run on it: the token store, and
+// the job store, whose jobs and Ping reach every master.
 func TestRedisClusterURL(t *testing.T) {
 	t.Parallel()
 	rc := testenv.StartRedisCluster(t, 3, 0)
@@ -478,9 +478,30 @@ func TestRedisClusterURL(t *testing.T) {
 		masters[rc.MasterFor(t, "herald:wxtoken:"+app)] = true
 	}
 
-	_, err = newStores(cfg, zap.NewNop())
-	if want := "redis.url: the job store cannot run on Redis Cluster"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("newStores on a cluster: %v, want %q", err, want)
+	st, err := newStores(cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("newStores on a cluster: %v", err)
+	}
+	defer st.close()
+	if err := st.jobs.Ping(ctx); err != nil {
+		t.Fatalf("Ping on the cluster: %v", err)
+	}
+	limit := &worker.Limit{Key: "wechat:default:tpl", PerSecond: 100, Burst: 10}
+	masters = map[int]bool{}
+	for i := 0; len(masters) < len(rc.Masters); i++ {
+		key := fmt.Sprintf("wechat:default:c%d", i)
+		c := worker.Claim{Key: key, Owner: "o", Lease: time.Second, TTL: time.Hour, MaxWait: time.Second, Limit: limit}
+		if a, err := st.jobs.Admit(ctx, c); err != nil || a.Status != worker.Claimed {
+			t.Fatalf("Admit %s on the cluster = %+v, %v", key, a, err)
+		}
+		if err := st.jobs.MarkSent(ctx, key, time.Hour, worker.SentRecord{Seq: uint64(i + 1), At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		c.Owner = "o2"
+		if a, err := st.jobs.Admit(ctx, c); err != nil || a.Status != worker.AlreadySent || a.Sent.Seq != uint64(i+1) {
+			t.Fatalf("Admit %s again = %+v, %v; want AlreadySent", key, a, err)
+		}
+		masters[rc.MasterFor(t, st.jobs.(*redisstore.Store).JobKey(key))] = true
 	}
 }
 

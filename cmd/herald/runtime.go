@@ -196,11 +196,6 @@ func newStores(cfg *config.Config, log *zap.Logger) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	if mode == config.RedisCluster {
-		_ = rdb.Close()
-		return nil, errors.New("redis.url: the job store cannot run on Redis Cluster: one batch script " +
-			"covers many jobs, whose keys lie in different hash slots; use one server or Sentinel")
-	}
 	log.Info("redis", zap.String("mode", string(mode)), zap.String("url", redisTarget(cfg.Redis, mode)))
 	st := redisstore.New(rdb, redisstore.Config{DedupTTL: cfg.Dedup.TTL, LedgerTTL: cfg.Subscriptions.LedgerTTL})
 	return &stores{
