@@ -67,6 +67,11 @@ type Options struct {
 	Window time.Duration
 	// NATSServer is the nats-server binary; empty finds or builds one.
 	NATSServer string
+	// RedisCluster adds a herald phase on a 3-master Redis Cluster (started
+	// here too) after the one on a single Redis in each round, so that the
+	// two compare in one run; with RateLimit, herald runs on the cluster
+	// only.
+	RedisCluster bool
 
 	// BaselineCommand and WorkerCommand return the command line (program
 	// first) of a bare consumer and of a herald worker with the config
@@ -174,8 +179,9 @@ type Figures struct {
 	NATSCPUSeconds    float64 `json:"nats_cpu_seconds"`
 	RedisCPUSeconds   float64 `json:"redis_cpu_seconds"`
 	SandboxCPUSeconds float64 `json:"sandbox_cpu_seconds"`
-	// RedisCommands are client-issued Redis calls (herald only), and
-	// RedisPerJob those per delivered job.
+	// RedisCommands are client-issued Redis calls (herald only; on a
+	// Redis Cluster, over all masters), and RedisPerJob those per
+	// delivered job.
 	RedisCommands int64   `json:"redis_commands,omitempty"`
 	RedisPerJob   float64 `json:"redis_commands_per_job,omitempty"`
 	// StalledSeconds is the time, between the first and the last send, in
@@ -215,6 +221,7 @@ type Params struct {
 	DeadLetterRatio float64 `json:"dead_letter_ratio"`
 	Replicas        int     `json:"replicas"`
 	Rounds          int     `json:"rounds"`
+	RedisCluster    bool    `json:"redis_cluster,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -227,11 +234,15 @@ type Machine struct {
 	RedisServer string `json:"redis_server"`
 }
 
-// Round is one bare phase and the herald phase after it.
+// Round is one bare phase and the herald phase after it (and, with a
+// Redis Cluster, the herald phase on it after that).
 type Round struct {
 	Ratio  float64 `json:"ratio"`
 	Bare   Figures `json:"bare"`
 	Herald Figures `json:"herald"`
+	// ClusterRatio is HeraldCluster's jobs per second over Bare's.
+	ClusterRatio  float64  `json:"cluster_ratio,omitempty"`
+	HeraldCluster *Figures `json:"herald_cluster,omitempty"`
 }
 
 // Result is a whole run.
@@ -242,6 +253,11 @@ type Result struct {
 	Ratio  float64 `json:"ratio"`
 	Bare   Figures `json:"bare"`
 	Herald Figures `json:"herald"`
+	// ClusterRatio and HeraldCluster are the median round's herald phase
+	// on a 3-master Redis Cluster, with Options.RedisCluster. In a
+	// rate-limit run herald runs on the cluster only, and Herald holds it.
+	ClusterRatio  float64  `json:"cluster_ratio,omitempty"`
+	HeraldCluster *Figures `json:"herald_cluster,omitempty"`
 	// Rounds are all rounds, in the order they ran.
 	Rounds  []Round `json:"rounds,omitempty"`
 	Params  Params  `json:"params"`
@@ -277,13 +293,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Params: Params{
 			Jobs: o.Jobs, Concurrency: o.Concurrency, LatencyMs: float64(o.Latency) / float64(time.Millisecond),
 			Payload: o.Payload, DeadLetterRatio: o.DeadLetterRatio, Replicas: o.Replicas, Rounds: o.Rounds,
+			RedisCluster: o.RedisCluster,
 		},
 		Machine: r.machine,
 	}
 	if o.RateLimit > 0 {
 		res.Note = noBareNote
 		var at []time.Time
-		if res.Herald, at, err = r.phase(ctx, "herald", 1, r.topo.Consumer, r.startHerald); err != nil {
+		rd := r.single
+		if r.cluster != nil {
+			rd = r.cluster
+		}
+		if res.Herald, at, err = r.phase(ctx, "herald", 1, r.topo.Consumer, rd, r.startHerald(rd)); err != nil {
 			return nil, fmt.Errorf("herald: %w", err)
 		}
 		rf, err := rateFigures(at, o.RateLimit, o.RateBurst, o.Window)
@@ -299,14 +320,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// on both sides of some round instead of on one side of the only one.
 	for i := 1; i <= o.Rounds; i++ {
 		var rd Round
-		if rd.Bare, _, err = r.phase(ctx, "bare", i, bareDurable, r.startBare); err != nil {
+		if rd.Bare, _, err = r.phase(ctx, "bare", i, bareDurable, nil, r.startBare); err != nil {
 			return nil, fmt.Errorf("bare baseline: %w", err)
 		}
-		if rd.Herald, _, err = r.phase(ctx, "herald", i, r.topo.Consumer, r.startHerald); err != nil {
+		if rd.Herald, _, err = r.phase(ctx, "herald", i, r.topo.Consumer, r.single, r.startHerald(r.single)); err != nil {
 			return nil, fmt.Errorf("herald: %w", err)
 		}
 		if rd.Bare.JobsPerSec > 0 {
 			rd.Ratio = rd.Herald.JobsPerSec / rd.Bare.JobsPerSec
+		}
+		if r.cluster != nil {
+			f, _, err := r.phase(ctx, "herald-cluster", i, r.topo.Consumer, r.cluster, r.startHerald(r.cluster))
+			if err != nil {
+				return nil, fmt.Errorf("herald on the redis cluster: %w", err)
+			}
+			rd.HeraldCluster = &f
+			if rd.Bare.JobsPerSec > 0 {
+				rd.ClusterRatio = f.JobsPerSec / rd.Bare.JobsPerSec
+			}
 		}
 		if o.Rounds > 1 {
 			r.logf("round %d of %d: ratio %.3f", i, o.Rounds, rd.Ratio)
@@ -315,6 +346,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	med := medianRound(res.Rounds)
 	res.Ratio, res.Bare, res.Herald = med.Ratio, med.Bare, med.Herald
+	res.ClusterRatio, res.HeraldCluster = med.ClusterRatio, med.HeraldCluster
 	return res, nil
 }
 
@@ -338,16 +370,16 @@ type runner struct {
 	procs   procs
 	machine Machine
 
-	natsServer, redisServer *child
+	natsServer *child
 
-	natsURL   string
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	topo      producer.Topology
-	redisAddr string
-	rdb       *redis.Client
-	// ledger records the refused recipients' rejects, with Subscriptions.
-	ledger *redisstore.Store
+	natsURL string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	topo    producer.Topology
+	// single is the one redis-server; cluster the Redis Cluster, with
+	// Options.RedisCluster. With Subscriptions each has a ledger, which
+	// records the refused recipients' rejects before its herald phase.
+	single, cluster *redisDeployment
 	// traceSink is the URL of the OTLP sink, with Tracing.
 	traceSink string
 	traceSrv  *http.Server
@@ -367,11 +399,10 @@ func (r *runner) close() {
 	if r.srv != nil {
 		_ = r.srv.Close()
 	}
-	if r.rdb != nil {
-		_ = r.rdb.Close()
-	}
-	if r.ledger != nil {
-		r.ledger.Close()
+	for _, d := range []*redisDeployment{r.single, r.cluster} {
+		if d != nil {
+			d.close()
+		}
 	}
 	if r.traceSrv != nil {
 		_ = r.traceSrv.Close()
@@ -420,22 +451,17 @@ func (r *runner) setup(ctx context.Context) error {
 	}
 
 	// redis-server, for herald only; persisting nothing.
-	rport, err := freePort()
-	if err != nil {
+	if r.single, err = r.startRedis(ctx); err != nil {
 		return err
 	}
-	rs, err := r.procs.start(r.dir, "redis-server", os.Environ(), "redis-server",
-		"--port", strconv.Itoa(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir)
-	if err != nil {
-		return fmt.Errorf("%w (install redis-server)", err)
+	r.machine.RedisServer = infoField(ctx, r.single.clients[0], "server", "redis_version")
+	r.logf("redis-server %s on %s", r.machine.RedisServer, r.single.url)
+	if r.o.RedisCluster {
+		if r.cluster, err = r.startRedisCluster(ctx, clusterMasters); err != nil {
+			return err
+		}
+		r.logf("redis cluster of %d masters on %s", clusterMasters, r.cluster.url)
 	}
-	r.redisServer = rs
-	r.redisAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(rport))
-	if err := waitTCP(ctx, rs, r.redisAddr, 15*time.Second); err != nil {
-		return err
-	}
-	r.rdb = redis.NewClient(&redis.Options{Addr: r.redisAddr, PoolSize: 1})
 	if r.o.Tracing {
 		// Spans are exported and dropped: the sink costs this process (the
 		// sandbox's), which is measured as such, not the worker.
@@ -452,10 +478,11 @@ func (r *runner) setup(ctx context.Context) error {
 		r.traceSink = "http://" + tl.Addr().String()
 	}
 	if r.o.Subscriptions == "observe" || r.o.Subscriptions == "enforce" {
-		r.ledger = redisstore.New(redis.NewClient(&redis.Options{Addr: r.redisAddr}), redisstore.Config{})
+		r.single.openLedger(false)
+		if r.cluster != nil {
+			r.cluster.openLedger(true)
+		}
 	}
-	r.machine.RedisServer = infoField(ctx, r.rdb, "server", "redis_version")
-	r.logf("redis-server %s on %s", r.machine.RedisServer, r.redisAddr)
 
 	// The sandbox runs in this process: it is the same for both phases,
 	// this process is not the one measured, and it lets the bench read the
@@ -507,10 +534,15 @@ func (r *runner) startBare(ctx context.Context) ([]*child, func(), error) {
 	return kids, cleanup, nil
 }
 
-// startHerald writes a worker config and starts the worker processes.
-func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
-	if err := r.rdb.ConfigResetStat(ctx).Err(); err != nil {
-		return nil, nil, fmt.Errorf("redis config resetstat: %w", err)
+// startHerald returns a starter that writes a worker config for rd and
+// starts the worker processes.
+func (r *runner) startHerald(rd *redisDeployment) starter {
+	return func(ctx context.Context) ([]*child, func(), error) { return r.startHeraldOn(ctx, rd) }
+}
+
+func (r *runner) startHeraldOn(ctx context.Context, rd *redisDeployment) ([]*child, func(), error) {
+	if err := rd.resetStats(ctx); err != nil {
+		return nil, nil, err
 	}
 	// The workers create their durable; the next round's bare phase needs
 	// the work-queue stream to have no other.
@@ -534,7 +566,7 @@ func (r *runner) startHerald(ctx context.Context) ([]*child, func(), error) {
 		cfg := fmt.Sprintf(`nats:
   url: %s%s
 redis:
-  url: redis://%s/0
+  url: %s
 worker:
   instance: bench-%d
   concurrency: %d
@@ -545,7 +577,7 @@ apps:
       app_id: %s
       app_secret: %s
       base_url: %s
-%s`, r.natsURL, events, r.redisAddr, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL, limits)
+%s`, r.natsURL, events, rd.url, i+1, r.o.Concurrency, sandboxApp, sandboxKey, r.sbxURL, limits)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return kids, cleanup, err
 		}
@@ -569,7 +601,8 @@ type starter func(ctx context.Context) ([]*child, func(), error)
 
 // phase publishes the jobs, starts the consumers and waits until the stream
 // is empty. It also returns when the sandbox accepted each send.
-func (r *runner) phase(ctx context.Context, name string, round int, durable string, start starter) (Figures, []time.Time, error) {
+func (r *runner) phase(ctx context.Context, name string, round int, durable string, rd *redisDeployment,
+	start starter) (Figures, []time.Time, error) {
 	f := Figures{Jobs: r.o.Jobs}
 	stream, err := r.js.Stream(ctx, r.topo.SendStream)
 	if err != nil {
@@ -584,7 +617,7 @@ func (r *runner) phase(ctx context.Context, name string, round int, durable stri
 	if r.o.Rounds > 1 {
 		label = fmt.Sprintf("%s %d/%d", name, round, r.o.Rounds)
 	}
-	if err := r.publish(ctx, label, name+"-"+strconv.Itoa(round)); err != nil {
+	if err := r.publish(ctx, label, name+"-"+strconv.Itoa(round), rd); err != nil {
 		return f, nil, err
 	}
 	// Each phase starts with no records: the last phase's would make this
@@ -594,7 +627,7 @@ func (r *runner) phase(ctx context.Context, name string, round int, durable stri
 	r.firstSend.Store(0)
 
 	r.logf("%s: starting %d consumer process(es), %d in flight each", label, r.o.Replicas, r.o.Concurrency)
-	serversBefore := r.serverCPU()
+	serversBefore := r.serverCPU(rd)
 	kids, cleanup, err := start(ctx)
 	if cleanup != nil {
 		defer cleanup()
@@ -674,7 +707,7 @@ func (r *runner) phase(ctx context.Context, name string, round int, durable stri
 			f.CPUSeconds += u.cpu
 		}
 	}
-	servers := r.serverCPU()
+	servers := r.serverCPU(rd)
 	f.NATSCPUSeconds = servers[0] - serversBefore[0]
 	f.RedisCPUSeconds = servers[1] - serversBefore[1]
 	f.SandboxCPUSeconds = servers[2] - serversBefore[2]
@@ -704,8 +737,8 @@ func (r *runner) phase(ctx context.Context, name string, round int, durable stri
 	f.StalledSeconds, f.LongestGapMs = stalled.Seconds(), float64(longest)/float64(time.Millisecond)
 	f.LatencyP50Ms, f.LatencyP95Ms, f.LatencyP99Ms = quantile(lat, .50), quantile(lat, .95), quantile(lat, .99)
 
-	if name == "herald" {
-		f.RedisCommands, err = redisCalls(ctx, r.rdb)
+	if rd != nil {
+		f.RedisCommands, err = rd.calls(ctx)
 		if err != nil {
 			return f, nil, err
 		}
@@ -718,21 +751,25 @@ func (r *runner) phase(ctx context.Context, name string, round int, durable stri
 	return f, at, nil
 }
 
-// serverCPU returns the CPU seconds nats-server, redis-server and this
-// process have used so far.
-func (r *runner) serverCPU() [3]float64 {
+// serverCPU returns the CPU seconds nats-server, rd's redis-servers
+// (the single one for a bare phase) and this process have used so far.
+func (r *runner) serverCPU(rd *redisDeployment) [3]float64 {
+	if rd == nil {
+		rd = r.single
+	}
 	var cpu [3]float64
-	for i, pid := range []int{r.natsServer.pid(), r.redisServer.pid(), os.Getpid()} {
+	for i, pid := range []int{r.natsServer.pid(), os.Getpid()} {
 		if u, err := readUsage(pid); err == nil {
-			cpu[i] = u.cpu
+			cpu[2*i] = u.cpu
 		}
 	}
+	cpu[1] = rd.cpu()
 	return cpu
 }
 
 // publish sends the phase's jobs, their ids starting with tag,
 // asynchronously, at most 4096 unacknowledged.
-func (r *runner) publish(ctx context.Context, phase, tag string) error {
+func (r *runner) publish(ctx context.Context, phase, tag string, rd *redisDeployment) error {
 	r.logf("%s: publishing %d jobs of %d bytes", phase, r.o.Jobs, r.o.Payload)
 	started := time.Now()
 	futures := make([]jetstream.PubAckFuture, 0, r.o.Jobs)
@@ -746,8 +783,8 @@ func (r *runner) publish(ctx context.Context, phase, tag string) error {
 		if err != nil {
 			return err
 		}
-		if refuse && r.ledger != nil && strings.HasPrefix(tag, "herald-") {
-			if err := r.reject(ctx, data); err != nil {
+		if refuse && rd != nil && rd.ledger != nil {
+			if err := r.reject(ctx, rd.ledger, data); err != nil {
 				return err
 			}
 		}
@@ -780,13 +817,13 @@ func (r *runner) publish(ctx context.Context, phase, tag string) error {
 
 // reject records in the ledger that the recipient of the job data has
 // rejected its template, as a WeChat popup event would.
-func (r *runner) reject(ctx context.Context, data []byte) error {
+func (r *runner) reject(ctx context.Context, ledger *redisstore.Store, data []byte) error {
 	var j job.Job
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
 	}
 	k := worker.SubscriptionKey{Platform: j.Platform, App: j.App, User: j.ToUser, Template: j.TemplateID}
-	if _, err := r.ledger.Apply(ctx, k, worker.LedgerEvent{ID: "bench-" + j.ID, At: time.Now().Add(-time.Minute)}); err != nil {
+	if _, err := ledger.Apply(ctx, k, worker.LedgerEvent{ID: "bench-" + j.ID, At: time.Now().Add(-time.Minute)}); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil

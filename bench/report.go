@@ -27,7 +27,14 @@ func WriteTable(w io.Writer, res *Result) error {
 	if res.RateLimit == nil {
 		row("bare", res.Bare, "-")
 	}
-	row("herald", res.Herald, fmt.Sprintf("%.2f", res.Herald.RedisPerJob))
+	herald := "herald"
+	if res.RateLimit != nil && res.Params.RedisCluster {
+		herald = "herald, redis cluster"
+	}
+	row(herald, res.Herald, fmt.Sprintf("%.2f", res.Herald.RedisPerJob))
+	if c := res.HeraldCluster; c != nil {
+		row("herald, redis cluster", *c, fmt.Sprintf("%.2f", c.RedisPerJob))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -54,13 +61,24 @@ func WriteTable(w io.Writer, res *Result) error {
 	if len(res.Rounds) > 1 {
 		fmt.Fprintln(w)
 		for i, rd := range res.Rounds {
-			fmt.Fprintf(w, "round %d: bare %.0f jobs/s, herald %.0f jobs/s, ratio %.3f\n",
+			fmt.Fprintf(w, "round %d: bare %.0f jobs/s, herald %.0f jobs/s, ratio %.3f",
 				i+1, rd.Bare.JobsPerSec, rd.Herald.JobsPerSec, rd.Ratio)
+			if c := rd.HeraldCluster; c != nil {
+				fmt.Fprintf(w, "; on the redis cluster %.0f jobs/s, ratio %.3f", c.JobsPerSec, rd.ClusterRatio)
+			}
+			fmt.Fprintln(w)
 		}
 		fmt.Fprintln(w, "figures above and below: the round with the median ratio")
 	}
 	fmt.Fprintf(w, "\nCPU µs per job, bare:   %s\n", perJob(res.Bare))
 	fmt.Fprintf(w, "CPU µs per job, herald: %s\n", perJob(res.Herald))
+	if c := res.HeraldCluster; c != nil {
+		fmt.Fprintf(w, "CPU µs per job, herald on the redis cluster (redis: all %d masters): %s\n", clusterMasters, perJob(*c))
+	}
 	_, err := fmt.Fprintf(w, "\nratio herald/bare: %.3f\n", res.Ratio)
+	if c := res.HeraldCluster; c != nil && err == nil {
+		_, err = fmt.Fprintf(w, "ratio herald on the redis cluster/bare: %.3f; cluster/single redis: %.3f\n",
+			res.ClusterRatio, c.JobsPerSec/max(res.Herald.JobsPerSec, 1))
+	}
 	return err
 }

@@ -46,11 +46,17 @@ limit, so a ratio with it would mean nothing. From the times the sandbox
 accepted the sends it reports the sent rate over the steady window (the first
 send + 1s to the last send, which must last at least --window), its deviation
 from R in %, and the most sends in any sliding 1-second window against R + burst.
-The design's target: within 5% over 10s, no second above R + burst.`,
+The design's target: within 5% over 10s, no second above R + burst.
+
+With --redis-cluster the bench also starts a 3-master Redis Cluster (redis-server
+children in cluster mode, joined here) and each round runs a third phase, herald
+on the cluster, after the one on the single Redis: both figures and their ratios
+come from the same run. With --rate-limit, herald runs on the cluster only.`,
 		Example: `  herald bench
   herald bench --latency 100ms --concurrency 2048 --json
   herald bench --dead-letter-ratio 0.1
-  herald bench --rate-limit 500 --replicas 3 --jobs 7000`,
+  herald bench --rate-limit 500 --replicas 3 --jobs 7000
+  herald bench --jobs 30000 --redis-cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if baseline {
@@ -116,6 +122,7 @@ The design's target: within 5% over 10s, no second above R + burst.`,
 	fl.IntVar(&o.RateBurst, "rate-burst", 1, "with --rate-limit: the rule's burst (herald's config has no default; 1 is its minimum)")
 	fl.DurationVar(&o.Window, "window", 10*time.Second, "with --rate-limit: the shortest steady window the rate is judged over")
 	fl.StringVar(&o.NATSServer, "nats-server", "", "nats-server binary (default: v2.10+ on PATH, else built from the module cache)")
+	fl.BoolVar(&o.RedisCluster, "redis-cluster", false, "also run herald on a 3-master Redis Cluster, after the single Redis in each round")
 
 	// The bare consumer is this binary too, run by the bench as a child.
 	fl.BoolVar(&baseline, "baseline-consumer", false, "run the bare baseline consumer")

@@ -64,6 +64,35 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// With --redis-cluster each round runs herald a second time, on a
+// 3-master Redis Cluster the bench starts, and reports both.
+func TestBenchRedisCluster(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("nats-server"); err != nil {
+		t.Skip("nats-server is not on PATH")
+	}
+	res, progress := runBench(t, "--jobs", "400", "--concurrency", "64", "--rounds", "1", "--redis-cluster")
+	c := res.HeraldCluster
+	if c == nil || !res.Params.RedisCluster {
+		t.Fatalf("no herald_cluster figures in %+v", res)
+	}
+	if res.Herald.Delivered != 400 || c.Delivered != 400 {
+		t.Errorf("delivered %d on one Redis and %d on the cluster, want 400 each", res.Herald.Delivered, c.Delivered)
+	}
+	if c.JobsPerSec <= 0 || res.ClusterRatio <= 0 || res.ClusterRatio != res.Rounds[0].ClusterRatio {
+		t.Errorf("cluster %v jobs/s, ratio %v (round's %v): want positive, the round's", c.JobsPerSec, res.ClusterRatio, res.Rounds[0].ClusterRatio)
+	}
+	// On a cluster each job's Admit and MarkSent lie in its own slot: a
+	// script call each, summed over the masters.
+	if c.RedisPerJob < 1 || c.RedisPerJob > 3 || c.RedisCPUSeconds <= 0 {
+		t.Errorf("cluster Redis commands per job %v, Redis CPU %vs: want 1 to 3, and some CPU", c.RedisPerJob, c.RedisCPUSeconds)
+	}
+	if !strings.Contains(progress, "bench: redis cluster of 3 masters on redis+cluster://") ||
+		!strings.Contains(progress, "bench: herald-cluster: 400 jobs") {
+		t.Errorf("progress does not show the cluster phase:\n%s", progress)
+	}
+}
+
 // A rate-limit run: herald only, two replicas sharing a limit of 200/s
 // through Redis, judged over a 3 s window to keep the test short. Without
 // the limit 1000 jobs would go out in about a second.
