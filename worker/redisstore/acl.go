@@ -10,10 +10,12 @@ package redisstore
 // ledger's included: sorted sets of applied events, lists of changes), of
 // Forget (DEL), of the token reads and lock (HMGET, SET), of the reads of
 // herald jobs show and subscriptions show (HGETALL, LRANGE, GET) and of
-// Ping (TIME, PING, SET).
+// Ping (TIME, PING, SET), and on a Redis Cluster CLUSTER SLOTS, which the
+// client learns the slot map from and Ping the masters (the user must
+// exist on every node).
 // Connecting needs no rule: HELLO and AUTH are open to every user, and the
 // client ignores a refused CLIENT SETINFO.
 const ACLRules = "resetkeys ~herald:* resetchannels -@all " +
-	"+ping +time +evalsha +eval " +
+	"+ping +time +evalsha +eval +cluster|slots " +
 	"+get +set +del +hget +hmget +hgetall +hset +hdel +hincrby +pexpire +pexpireat +pttl " +
 	"+zadd +zscore +zremrangebyscore +lpush +ltrim +lrange"

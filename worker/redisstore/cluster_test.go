@@ -410,3 +410,32 @@ func TestStoreOnRedisClusterThroughFailovers(t *testing.T) {
 		return n
 	}())
 }
+
+// The job store, its rate limits and Ping run on a Redis Cluster as a user
+// with ACLRules on every node, which CLUSTER SLOTS is all a cluster adds.
+func TestStoreRunsUnderTheDocumentedACLOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	rc := testenv.StartRedisCluster(t, 3, 0)
+	ctx := context.Background()
+	args := []any{"ACL", "SETUSER", "herald", "on", ">herald-pw"}
+	for _, rule := range strings.Fields(ACLRules) {
+		args = append(args, rule)
+	}
+	for _, m := range rc.Masters {
+		if err := m.Client(t).Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("ACL SETUSER on %s: %v", m.Addr, err)
+		}
+	}
+	storetest.Run(t, func(t *testing.T) worker.Store {
+		for _, m := range rc.Masters {
+			if err := m.Client(t).FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs(), Username: "herald", Password: "herald-pw"})
+		t.Cleanup(func() { _ = c.Close() })
+		s := New(c, Config{})
+		t.Cleanup(s.Close)
+		return s
+	})
+}
