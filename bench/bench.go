@@ -844,6 +844,7 @@ func quantile(sorted []float64, q float64) float64 {
 var scriptCommands = map[string]bool{
 	"get": true, "set": true, "hdel": true, "hget": true, "hincrby": true, "hmget": true,
 	"hset": true, "pexpire": true, "pexpireat": true, "pttl": true, "time": true,
+	"lpush": true, "ltrim": true, "zadd": true, "zscore": true, "zremrangebyscore": true,
 }
 
 // redisCalls sums the client-issued calls in INFO commandstats, except the
