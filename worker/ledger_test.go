@@ -29,7 +29,8 @@ import (
 // JetStream, where the workers' ledger takes them.
 type ledgerBundle struct {
 	*testBundle
-	status *statusWatch
+	status   *statusWatch
+	answered map[string]int64 // user and template: the second of the last answer
 }
 
 func ledgerSetup(t *testing.T) *ledgerBundle {
@@ -66,7 +67,7 @@ func ledgerSetup(t *testing.T) *ledgerBundle {
 	t.Cleanup(srv.Close)
 	b.sbURL = srv.URL
 	b.events = watchEvents(t, b.nc)
-	return &ledgerBundle{testBundle: b, status: watchStatus(t, b.nc)}
+	return &ledgerBundle{testBundle: b, status: watchStatus(t, b.nc), answered: map[string]int64{}}
 }
 
 func ledgerConfig(name string, mode worker.SubscriptionMode) worker.Config {
@@ -77,9 +78,19 @@ func ledgerConfig(name string, mode worker.SubscriptionMode) worker.Config {
 }
 
 // subscribe has the sandbox act out user answering the popup for tpl, and
-// waits until the ledger of st holds the answer.
+// waits until the ledger of st holds the answer. A popup event is known by
+// its user, template and CreateTime in whole seconds (contract section 6),
+// as WeChat's retries of one push are: a second answer of the same user
+// within the same second would be taken for a retry of the first, so it
+// waits for the second to turn. No user taps a popup twice in a second.
 func (b *ledgerBundle) subscribe(t *testing.T, st worker.Ledger, user, tpl, status string, wantGrants int) {
 	t.Helper()
+	if last, ok := b.answered[user+"\x00"+tpl]; ok {
+		for time.Now().Unix() == last {
+			time.Sleep(time.Until(time.Unix(last+1, 0)))
+		}
+	}
+	defer func() { b.answered[user+"\x00"+tpl] = time.Now().Unix() }()
 	q := url.Values{"appid": {appID}, "openid": {user}, "template": {tpl}, "status": {status}}
 	resp, err := http.Post(b.sbURL+"/sandbox/wechat/subscribe?"+q.Encode(), "", nil)
 	if err != nil {
