@@ -16,6 +16,7 @@ const (
 	opFail     = "fail"
 	opRelease  = "release"
 	opDecide   = "decide"
+	opLegacy   = "legacy"
 
 	opSubGet     = "sub_get"
 	opSubTake    = "sub_take"
@@ -172,6 +173,22 @@ local function reserve(rate, interval, burst, maxWait)
   if wait < 0 then wait = 0 end
   redis.call('SET', rate, string.format('%.0f', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1000)
   return {0, wait}
+end
+
+-- legacy reads a job's state as herald v1.0 kept it (herald:job:<key>, no
+-- hash tag): sent, or leased by another delivery. Read beside admit for
+-- one dedup TTL after an upgrade, so that no job delivered before it is
+-- sent again.
+local function legacy(job, owner)
+  local s = redis.call('HMGET', job, 's', 'q', 'm', 'n', 't', 'o', 'l')
+  if s[1] == 'sent' then
+    return {1, 0, tonumber(s[4]) or 0, tonumber(s[5]) or 0, s[2] or '', s[3] or ''}
+  end
+  if s[1] == 'lease' and s[6] ~= owner then
+    local leaseEnd = tonumber(s[7]) or 0
+    if leaseEnd > now then return {2, leaseEnd - now, 0, 0} end
+  end
+  return 0
 end
 
 local function admit(job, rate, owner, lease, ttl, interval, burst, maxWait)
@@ -354,6 +371,9 @@ while a <= #ARGV do
   if name == 'admit' then
     ok, res = pcall(admit, KEYS[k], KEYS[k + 1], unpack(ARGV, a + 1, a + 6))
     k, a = k + 2, a + 7
+  elseif name == 'legacy' then
+    ok, res = pcall(legacy, KEYS[k], ARGV[a + 1])
+    k, a = k + 1, a + 2
   elseif name == 'reserve' then
     ok, res = pcall(reserve, KEYS[k], unpack(ARGV, a + 1, a + 3))
     k, a = k + 1, a + 4

@@ -124,6 +124,9 @@ func (s *Store) JobKey(key string) string { return s.prefix + "{" + key + "}" }
 
 func (s *Store) rateKey(key string) string { return s.prefix + "rate:" + key }
 
+// legacyKey is where herald v1.0 kept a job's state.
+func (s *Store) legacyKey(key string) string { return s.prefix + "job:" + key }
+
 // Admit implements [worker.Store]. On one server it is one operation (and
 // the read of the recipient's subscription, in the same batch). On a Redis
 // Cluster the job and its rate cell lie in different slots, which one
@@ -153,12 +156,31 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	admit := newOp(keys, opAdmit,
 		c.Owner, lease.Microseconds(), c.TTL.Milliseconds(), admitInterval, burst, c.MaxWait.Microseconds())
 	ops := []*op{admit}
+	var sub, old *op
 	if k := c.Subscription; k != nil {
 		state, _, _ := s.userKeys(k.Platform, k.App, k.User)
-		ops = append(ops, newOp([]string{state}, opSubGet, k.Template))
+		sub = newOp([]string{state}, opSubGet, k.Template)
+		ops = append(ops, sub)
+	}
+	if s.cluster == nil {
+		// herald v1.0 kept jobs under another key on one server (it ran on
+		// no cluster): for one dedup TTL after an upgrade, a job it sent,
+		// or still holds, is read there too.
+		old = newOp([]string{s.legacyKey(c.Key)}, opLegacy, c.Owner)
+		ops = append(ops, old)
 	}
 	if err := s.doOps(ctx, ops...); err != nil {
 		return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
+	}
+	if old != nil {
+		if _, none := old.res.(int64); !none {
+			a, _, err := admission(old.res, old.ran)
+			if err != nil {
+				return worker.Admission{}, fmt.Errorf("admit %s: %w", c.Key, err)
+			}
+			// The lease the admission took here expires by itself.
+			return a, nil
+		}
 	}
 	a, first, err := admission(admit.res, admit.ran)
 	if err != nil {
@@ -167,8 +189,8 @@ func (s *Store) Admit(ctx context.Context, c worker.Claim) (worker.Admission, er
 	if a.Status == worker.AlreadySent || a.Status == worker.Decided {
 		return a, nil
 	}
-	if c.Subscription != nil {
-		v, _ := ops[1].res.(string)
+	if sub != nil {
+		v, _ := sub.res.(string)
 		a.Subscription = parseSub(c.Subscription.Template, v)
 	}
 	if reserveAfter && a.Status == worker.Claimed {

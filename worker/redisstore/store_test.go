@@ -526,3 +526,30 @@ func usedMemory(t *testing.T, rdb *redis.Client) int64 {
 	t.Fatal("no used_memory in INFO memory")
 	return 0
 }
+
+// A job herald v1.0 sent, or still holds, under its old key is not sent
+// again after an upgrade: for one dedup TTL the old key is read too.
+func TestJobsOfTheOldKeyLayoutAreHonoured(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	if err := b.rdb.HSet(ctx, "herald:job:wechat:default:old-sent", "s", "sent", "q", "7", "m", "2317554938710732141",
+		"n", "2", "t", "1800000000000000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	lease := time.Now().Add(time.Minute).UnixMicro()
+	if err := b.rdb.HSet(ctx, "herald:job:wechat:default:old-held", "s", "lease", "o", "v1-replica:3:1",
+		"l", strconv.FormatInt(lease, 10), "f", "1800000000000000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Admit(ctx, claim("wechat:default:old-sent", "new:1:1"))
+	if err != nil || a.Status != worker.AlreadySent || a.Sent.Seq != 7 || a.Sent.MsgID != "2317554938710732141" || a.Sent.Attempts != 2 {
+		t.Fatalf("Admit of a job v1.0 sent = %+v, %v; want AlreadySent with its record", a, err)
+	}
+	if a, err := s.Admit(ctx, claim("wechat:default:old-held", "new:2:1")); err != nil || a.Status != worker.Busy || a.Wait <= 0 {
+		t.Fatalf("Admit of a job v1.0 holds = %+v, %v; want Busy", a, err)
+	}
+	if a, err := s.Admit(ctx, claim("wechat:default:new", "new:3:1")); err != nil || a.Status != worker.Claimed {
+		t.Fatalf("Admit of a job v1.0 never saw = %+v, %v; want Claimed", a, err)
+	}
+}
