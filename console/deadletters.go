@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -444,7 +443,7 @@ type letterView struct {
 	Entry      dlq.Entry
 	Letter     job.DeadLetter
 	Job        string // the job, indented JSON
-	RawText    string // undecodable bytes that are text
+	RawText    string // undecodable bytes that are UTF-8 text
 	RawHex     string // undecodable bytes that are not, as a hex dump
 	RawCut     bool
 	FirstAt    time.Time
@@ -496,8 +495,8 @@ func (c *Console) deadLetter(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case len(raw) == 0:
-	case printable(raw):
-		v.RawText = string(raw)
+	case utf8.Valid(raw):
+		v.RawText = string(raw) // control characters are escaped when shown
 	default:
 		v.RawHex = hex.Dump(raw)
 	}
@@ -509,18 +508,4 @@ func (c *Console) deadLetter(w http.ResponseWriter, r *http.Request) {
 		v.JobURL = "/jobs?" + url.Values{"platform": {l.Platform}, "app": {app}, "id": {l.ID}}.Encode()
 	}
 	c.render(w, r, http.StatusOK, "letter", "Dead letter "+strconv.FormatUint(seq, 10), v)
-}
-
-// printable reports whether b is UTF-8 text without control characters
-// other than line breaks and tabs.
-func printable(b []byte) bool {
-	if !utf8.Valid(b) {
-		return false
-	}
-	for _, r := range string(b) {
-		if !unicode.IsPrint(r) && r != '\n' && r != '\t' && r != '\r' {
-			return false
-		}
-	}
-	return true
 }

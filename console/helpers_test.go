@@ -85,8 +85,8 @@ func (b *testBundle) start(t testing.TB, configure ...func(*console.Config)) {
 // spec describes a dead letter to store.
 type spec struct {
 	id, platform, reason, app, tpl, code, message, toUser, field string
-	replays                                                     int
-	raw                                                         []byte // an undecodable job: raw bytes, no job object
+	replays                                                      int
+	raw                                                          []byte // an undecodable job: raw bytes, no job object
 }
 
 // letterOf builds the dead letter the worker would write for s.

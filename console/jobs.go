@@ -198,7 +198,12 @@ func (l *deadLetterLookup) LookupJob(ctx context.Context, key JobKey, opts Looku
 		return []Section{sec}, nil
 	}
 	sec.State = StateBad
-	sec.Summary = fmt.Sprintf("%d dead letters in %s (newest last); a replayed one is gone from the stream.", len(found), l.stream)
+	times := "times"
+	if len(found) == 1 {
+		times = "time"
+	}
+	sec.Summary = fmt.Sprintf("Dead-lettered %d %s: the dead letters in %s, oldest first (a replayed one is gone from the stream).",
+		len(found), times, l.stream)
 	sec.Table = &Table{Columns: []string{"seq", "stored", "reason", "code", "message", "attempts", "replays"}}
 	for _, e := range found {
 		l := e.Letter

@@ -61,7 +61,7 @@ const (
 	// maxMinuteScan is how many messages of the last hour the overview
 	// reads to count them by minute; above it, it asks the server for the
 	// count at every minute instead (one question per minute).
-	maxMinuteScan = 50_000
+	maxMinuteScan  = 50_000
 	replicaTimeout = 2 * time.Second
 	maxReplicaBody = 512
 )

@@ -97,6 +97,7 @@ type bounds struct {
 	pendLo   uint64 // matching messages from lo on
 	pendHi   uint64 // matching messages after hi
 	probes   int
+	known    map[uint64]uint64 // pending counts already asked, by sequence
 }
 
 func (b *bounds) pending(ctx context.Context, seq uint64) (uint64, error) {
@@ -106,9 +107,16 @@ func (b *bounds) pending(ctx context.Context, seq uint64) (uint64, error) {
 	case seq == b.hi+1:
 		return b.pendHi, nil
 	}
+	if n, ok := b.known[seq]; ok {
+		return n, nil
+	}
 	b.probes++
 	pos, err := probe(ctx, b.s, b.subjects, seq, time.Time{})
-	return pos.Pending, err
+	if err != nil {
+		return 0, err
+	}
+	b.known[seq] = pos.Pending
+	return pos.Pending, nil
 }
 
 // count is the matching messages in [from, to].
@@ -137,7 +145,7 @@ func (l *lister) rangeOf(ctx context.Context, f dlq.Filter) (*bounds, error) {
 	if st.Msgs == 0 {
 		return nil, errEmpty
 	}
-	b := &bounds{s: s, subjects: f.Subjects(), lo: st.FirstSeq, hi: st.LastSeq}
+	b := &bounds{s: s, subjects: f.Subjects(), lo: st.FirstSeq, hi: st.LastSeq, known: map[uint64]uint64{}}
 	at := func(seq uint64, t time.Time) (position, error) {
 		b.probes++
 		return probe(ctx, s, b.subjects, seq, t)
@@ -168,17 +176,19 @@ func (l *lister) rangeOf(ctx context.Context, f dlq.Filter) (*bounds, error) {
 			return nil, err
 		}
 	}
-	if f.FromSeq > 0 {
-		b.lo = max(b.lo, f.FromSeq)
-		if b.pendLo, err = b.pending(ctx, b.lo); err != nil {
+	if f.FromSeq > b.lo {
+		pend, err := b.pending(ctx, f.FromSeq)
+		if err != nil {
 			return nil, err
 		}
+		b.lo, b.pendLo = f.FromSeq, pend
 	}
 	if f.ToSeq > 0 && f.ToSeq < b.hi {
-		b.hi = f.ToSeq
-		if b.pendHi, err = b.pending(ctx, b.hi+1); err != nil {
+		pend, err := b.pending(ctx, f.ToSeq+1)
+		if err != nil {
 			return nil, err
 		}
+		b.hi, b.pendHi = f.ToSeq, pend
 	}
 	return b, nil
 }
@@ -219,10 +229,10 @@ func (l *lister) page(ctx context.Context, f dlq.Filter, before, after uint64, f
 	}
 
 	var entries []dlq.Entry // oldest first
+	end := b.hi
 	if forward {
 		entries, err = l.forward(ctx, f, b, max(after+1, b.lo), size, &out)
 	} else {
-		end := b.hi
 		if before > 0 {
 			end = min(end, before-1)
 		}
@@ -238,6 +248,17 @@ func (l *lister) page(ctx context.Context, f dlq.Filter, before, after uint64, f
 	case len(entries) == 0 && forward:
 		if after >= b.lo {
 			out.Before = after + 1
+		}
+	case exact && !forward:
+		// The window was read up to end: every newer match lies above it,
+		// and the backward read saw whether older ones exist.
+		n, err := b.count(ctx, end+1, b.hi)
+		if err != nil {
+			return out, err
+		}
+		out.Newer = int64(n)
+		if n > 0 {
+			out.After = entries[len(entries)-1].Seq
 		}
 	case exact:
 		newest, oldest := entries[len(entries)-1].Seq, entries[0].Seq
@@ -319,7 +340,7 @@ func (l *lister) backward(ctx context.Context, f dlq.Filter, b *bounds, end uint
 		if left == 0 {
 			break
 		}
-		target := uint64(float64(want-found)/selectivity*1.25) + 1
+		target := min(uint64(float64(want-found)/selectivity*1.25)+1, maxRead-min(read, maxRead-1))
 		start, n, err := l.window(ctx, b, end, left, target)
 		if err != nil {
 			return nil, err
