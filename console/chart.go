@@ -126,16 +126,17 @@ func maxOf(v []int) int {
 	return m
 }
 
-// niceMax rounds m up to 1, 2 or 5 times a power of ten, at least 1.
+// niceMax rounds m up to 2, 4, 6, 8 or 10 times a power of ten, so that
+// the middle tick is a whole number too.
 func niceMax(m int) int {
-	if m <= 1 {
-		return 1
+	if m <= 2 {
+		return 2
 	}
 	p := 1
-	for p*10 <= m {
+	for p*10 < m {
 		p *= 10
 	}
-	for _, f := range []int{1, 2, 5, 10} {
+	for _, f := range []int{2, 4, 6, 8, 10} {
 		if f*p >= m {
 			return f * p
 		}

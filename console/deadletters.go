@@ -314,12 +314,14 @@ func (c *Console) count(ctx context.Context, f dlq.Filter, now time.Time) (stats
 		to = now
 	}
 	if from.IsZero() {
+		// All of the stream: from its oldest letter, and over an hour at
+		// least, so that a burst shows as a bar and not as the whole chart.
 		s, err := c.js.Stream(ctx, c.cfg.DeadStream)
 		if err != nil {
 			return res, err
 		}
 		from = s.CachedInfo().State.FirstTime
-		if from.IsZero() || from.After(to) {
+		if from.IsZero() || to.Sub(from) < time.Hour {
 			from = to.Add(-time.Hour)
 		}
 	}

@@ -15,6 +15,15 @@ import (
 // scaleLetters is how many dead letters the scale test stores.
 const scaleLetters = 100_000
 
+// countsWant is what the counts page says of n letters: under the race
+// detector the count may stop at its time limit, and say so.
+func countsWant(n string) string {
+	if raceEnabled {
+		return "dead letters match"
+	}
+	return "<b>" + n + "</b> dead letters match"
+}
+
 // TestPageTimesAt100k stores 100,000 dead letters and times each page over
 // HTTP, rendering included, logging the figures. The list pages must stay
 // well under a second however deep they go (the bound here is loose for
@@ -49,8 +58,8 @@ func TestPageTimesAt100k(t *testing.T) {
 		{"app and template, middle", "/dead?since=&app=shop&template=T3&before=" + mid, 3 * time.Second, "Showing 50 matching"},
 		{"last hour", "/dead?since=1h", 2 * time.Second, "<b id=\"match-count\">100,000</b>"},
 		{"one letter", "/dead/" + mid, time.Second, "Dead letter " + mid},
-		{"counts, whole range", "/dead/counts?since=", 30 * time.Second, "<b>100,000</b> dead letters match"},
-		{"counts, one reason", "/dead/counts?since=&reason=expired", 30 * time.Second, "<b>9,091</b> dead letters match"},
+		{"counts, whole range", "/dead/counts?since=", 30 * time.Second, countsWant("100,000")},
+		{"counts, one reason", "/dead/counts?since=&reason=expired", 30 * time.Second, countsWant("9,091")},
 		{"overview", "/", 10 * time.Second, "dead-hour\">100,000"},
 		{"job lookup", "/jobs?platform=wechat&app=default&id=r7", 15 * time.Second, "Delivered:"},
 		{"replay dry run, one reason", "/replay?since=&reason=expired&preview=1", 30 * time.Second, "<b id=\"preview-count\">9,091</b>"},
@@ -67,8 +76,12 @@ func TestPageTimesAt100k(t *testing.T) {
 		}
 		fmt.Fprintf(&report, "  %-36s %9v %9v  %s\n", p.name,
 			took[0].Round(100*time.Microsecond), took[1].Round(100*time.Microsecond), p.path)
-		if took[0] > p.bound {
-			t.Errorf("%s took %v, want under %v", p.name, took[0], p.bound)
+		bound := p.bound
+		if raceEnabled {
+			bound *= 5
+		}
+		if took[0] > bound {
+			t.Errorf("%s took %v, want under %v", p.name, took[0], bound)
 		}
 	}
 	t.Log(report.String())
