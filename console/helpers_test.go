@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -258,12 +257,4 @@ func mustNotContain(t testing.TB, body string, unwanted ...string) {
 	if t.Failed() {
 		t.Fatalf("page:\n%s", body)
 	}
-}
-
-func ids(n int, prefix string) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%d", prefix, i)
-	}
-	return out
 }

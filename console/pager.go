@@ -193,19 +193,6 @@ func (l *lister) rangeOf(ctx context.Context, f dlq.Filter) (*bounds, error) {
 	return b, nil
 }
 
-// total counts the dead letters matching f, exactly when subjectOnly(f):
-// the server counts them, nothing is read.
-func (l *lister) total(ctx context.Context, f dlq.Filter) (uint64, error) {
-	b, err := l.rangeOf(ctx, f)
-	if errors.Is(err, errEmpty) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return b.count(ctx, b.lo, b.hi)
-}
-
 // page returns up to size dead letters matching f, newest first: with
 // forward, the oldest ones after the sequence after; else the newest ones
 // below the sequence before (when not 0).

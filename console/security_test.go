@@ -251,3 +251,15 @@ func TestHostileDeadLetterEscaped(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func TestIsLoopback(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8090": true, "localhost:8090": true, "[::1]:8090": true, "127.0.0.2:1": true,
+		":8090": false, "0.0.0.0:8090": false, "[::]:8090": false, "10.0.0.7:8090": false, "console:8090": false, "bad": false,
+	} {
+		if got := console.IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
