@@ -78,7 +78,7 @@ func stackedChart(title string, starts []time.Time, step time.Duration, list []s
 		}
 		c.Total += sum
 		if sum > 0 {
-			c.Legend = append(c.Legend, legendItem{Color: s.Color, Label: s.Name, Count: sum})
+			c.Legend = append(c.Legend, legendItem{Color: s.Color, Label: visible(s.Name), Count: sum})
 		}
 	}
 	top := niceMax(maxOf(totals))
@@ -104,7 +104,7 @@ func stackedChart(title string, starts []time.Time, step time.Duration, list []s
 			h := float64(v) / float64(top) * c.PlotH
 			y -= h
 			b.Segs = append(b.Segs, seg{Y: y, H: h, Color: s.Color})
-			title += fmt.Sprintf("\n%s: %s", s.Name, formatInt(v))
+			title += fmt.Sprintf("\n%s: %s", visible(s.Name), formatInt(v))
 		}
 		if totals[i] == 0 {
 			title += "\nnone"

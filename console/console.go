@@ -150,7 +150,7 @@ func New(cfg Config, js jetstream.JetStream, log *zap.Logger, opts ...Option) (*
 		js:     js,
 		log:    log,
 		pages:  pages,
-		static: http.StripPrefix("/static/", http.FileServerFS(static)),
+		static: staticFiles(static),
 		ops:    newOperations(),
 		stats:  newStatsCache(cfg.StatsTTL),
 		ctx:    ctx,
@@ -166,6 +166,20 @@ func New(cfg Config, js jetstream.JetStream, log *zap.Logger, opts ...Option) (*
 	}
 	c.handler = c.protect(c.routes())
 	return c, nil
+}
+
+// staticFiles serves the embedded stylesheet and script, and no directory
+// listing.
+func staticFiles(fsys fs.FS) http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(fsys))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		files.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP serves the console.

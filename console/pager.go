@@ -30,6 +30,7 @@ func probe(ctx context.Context, s jetstream.Stream, subjects []string, seq uint6
 		AckPolicy:         jetstream.AckNonePolicy,
 		HeadersOnly:       true,
 		MemoryStorage:     true,
+		Replicas:          1,
 		InactiveThreshold: 30 * time.Second, // gone by itself should the delete fail
 	}
 	switch {

@@ -37,6 +37,8 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	body := b.get(t, "/", http.StatusOK)
 	mustNotContain(t, body, "<script>", "style=", "http://", "https://")
+	b.get(t, "/static/", http.StatusNotFound) // no listing
+	b.get(t, "/static/console.js", http.StatusOK)
 }
 
 func TestBasicAuth(t *testing.T) {
