@@ -171,11 +171,13 @@ func (l *lister) rangeOf(ctx context.Context, f dlq.Filter) (*bounds, error) {
 	b.lo, b.pendLo = max(lo.Seq, st.FirstSeq), lo.Pending
 	b.hi, b.pendHi = min(hi.Seq-1, st.LastSeq), hi.Pending
 	if hi.Seq-1 > st.LastSeq {
-		// Stored since the stream's state was read: not in this range.
-		b.pendHi, err = b.pending(ctx, st.LastSeq+1)
+		// Until lies past the last letter the stream held when its state
+		// was read: those stored since are not in this range.
+		end, err := at(st.LastSeq+1, time.Time{})
 		if err != nil {
 			return nil, err
 		}
+		b.pendHi = end.Pending
 	}
 	if f.FromSeq > b.lo {
 		pend, err := b.pending(ctx, f.FromSeq)

@@ -58,6 +58,7 @@ func TestPagesWalkEveryMatch(t *testing.T) {
 		{name: "two reasons and a platform", filter: dlq.Filter{Reasons: []string{job.ReasonExpired, job.ReasonUserRefused}, Platforms: []string{job.Alipay}}},
 		{name: "since", filter: dlq.Filter{Since: mid}},
 		{name: "until", filter: dlq.Filter{Until: mid, Platforms: []string{job.WeChat}}},
+		{name: "until in the future", filter: dlq.Filter{Until: time.Now().Add(time.Hour), Reasons: []string{job.ReasonExpired}}},
 		{name: "sequence window", filter: dlq.Filter{FromSeq: 100, ToSeq: 900}},
 		{name: "app, beyond the subject", filter: dlq.Filter{Apps: []string{"shop"}}},
 		{name: "code none and reason", filter: dlq.Filter{Codes: []string{dlq.NoCode}, Reasons: []string{job.ReasonUserRefused}}},
