@@ -212,7 +212,7 @@ func TestCloseStopsOperations(t *testing.T) {
 		return spec{id: fmt.Sprintf("r%d", i), platform: job.WeChat, reason: job.ReasonRetriesExhausted, app: "default", tpl: "T1"}
 	})
 	op := b.launch(t, "/replay", url.Values{
-		"reason": {job.ReasonRetriesExhausted}, "since": {""}, "expected": {"50"}, "confirm": {"yes"}, "rate": {"20"},
+		"reason": {job.ReasonRetriesExhausted}, "since": {""}, "expected": {"50"}, "confirm": {"yes"}, "rate": {"5"},
 	})
 	testenv.Eventually(t, 10*time.Second, "the replay to start", func() bool {
 		return b.msgs(t, b.topo.SendStream) > 0
