@@ -62,6 +62,7 @@ type Config struct {
 	Receiver Receiver `yaml:"receiver"`
 	// Subscriptions is the subscription ledger (contract sections 7, 8).
 	Subscriptions Subscriptions `yaml:"subscriptions"`
+	Console       Console       `yaml:"console"`
 	Retry         Retry         `yaml:"retry"`
 	Dedup         Dedup         `yaml:"dedup"`
 	// RateLimits are shared by all replicas; see [Config.RateLimit] for
@@ -251,6 +252,35 @@ type Receiver struct {
 	// served at PathPrefix + "default". It starts and ends with "/".
 	// Default "/wechat/".
 	PathPrefix string `yaml:"path_prefix"`
+}
+
+// Console tunes herald console, the operators' web console.
+type Console struct {
+	// HTTPAddr is where the console listens. Default "127.0.0.1:8090":
+	// loopback, so that nothing beyond the machine reaches it unless told.
+	HTTPAddr string `yaml:"http_addr"`
+	// ReadOnly shows everything and changes nothing: replay and purge are
+	// refused.
+	ReadOnly bool `yaml:"read_only"`
+	// BasicAuth, when its user is set, requires HTTP basic authentication.
+	BasicAuth BasicAuth `yaml:"basic_auth"`
+	// TrustedUserHeader names the header an authenticating reverse proxy
+	// sets to the signed-in user (X-Forwarded-User); when set, requests
+	// without it are refused. The proxy must strip it from what clients
+	// send.
+	TrustedUserHeader string `yaml:"trusted_user_header"`
+	// Replicas are base URLs of workers and receivers (http://worker-0:8080)
+	// whose /readyz the overview shows.
+	Replicas []string `yaml:"replicas"`
+}
+
+// BasicAuth is one user name and password. The password is a secret:
+// inline, through PasswordFile or through
+// HERALD_CONSOLE_BASIC_AUTH_PASSWORD.
+type BasicAuth struct {
+	User         string `yaml:"user"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Breaker is the per-app circuit breaker: after Failures consecutive
@@ -470,6 +500,7 @@ func Default() *Config {
 			MaxPendingReceipts: 100_000,
 		},
 		Receiver: Receiver{HTTPAddr: ":8081", PathPrefix: "/wechat/"},
+		Console:  Console{HTTPAddr: "127.0.0.1:8090"},
 		Retry: Retry{
 			InitialInterval: time.Second,
 			MaxInterval:     5 * time.Minute,
@@ -611,7 +642,7 @@ func (c *Config) resolveFiles(dir string) {
 	}
 	for _, p := range []*string{
 		&c.NATS.CredsFile, &c.NATS.NKeySeedFile, &c.NATS.PasswordFile, &c.NATS.TokenFile,
-		&c.Redis.PasswordFile, &c.Redis.Sentinel.PasswordFile,
+		&c.Redis.PasswordFile, &c.Redis.Sentinel.PasswordFile, &c.Console.BasicAuth.PasswordFile,
 	} {
 		join(p)
 	}
@@ -683,6 +714,7 @@ func (c *Config) readSecretFiles(set setKeys) []error {
 	read("nats.token", "nats.token_file", (*string)(&c.NATS.Token), c.NATS.TokenFile)
 	read("redis.password", "redis.password_file", (*string)(&c.Redis.Password), c.Redis.PasswordFile)
 	read("redis.sentinel.password", "redis.sentinel.password_file", (*string)(&c.Redis.Sentinel.Password), c.Redis.Sentinel.PasswordFile)
+	read("console.basic_auth.password", "console.basic_auth.password_file", (*string)(&c.Console.BasicAuth.Password), c.Console.BasicAuth.PasswordFile)
 	for _, name := range sortedKeys(c.Apps) {
 		app := c.Apps[name]
 		p := "apps." + name

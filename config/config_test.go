@@ -27,6 +27,7 @@ func TestGoodConfigs(t *testing.T) {
 		give    string
 		environ []string
 	}{
+		{give: "console.good.yaml"},
 		{give: "contract.good.yaml", environ: []string{"HERALD_APPS_DEFAULT_WECHAT_APP_SECRET=" + wechatSecret}},
 		{give: "embedded.good.yaml"},
 		{give: "empty.good.yaml"},
@@ -71,6 +72,14 @@ func TestBadConfigs(t *testing.T) {
 		{"apps.bad.yaml", "apps.shop.alipay.recipient: must be open_id or user_id"},
 		{"apps.bad.yaml", "apps.bare: needs wechat, alipay or both"},
 		{"apps.bad.yaml", "apps.nothing: needs wechat, alipay or both"},
+		{"console.bad.yaml", "console.http_addr: must be host:port such as 127.0.0.1:8090"},
+		{"console.bad.yaml", `console.read_only: want true or false, not "maybe" (line 3)`},
+		{"console.bad.yaml", "console.basic_auth.password: required with console.basic_auth.user (inline, password_file or HERALD_CONSOLE_BASIC_AUTH_PASSWORD)"},
+		{"console.bad.yaml", "console.basic_auth.user: must not contain ':', which basic authentication cannot carry"},
+		{"console.bad.yaml", "console.trusted_user_header: must be a header name such as X-Forwarded-User"},
+		{"console.bad.yaml", "console.replicas[0]: scheme must be https or http"},
+		{"console.bad.yaml", "console.replicas[1]: must be a base URL such as http://herald-worker-0:8080, without credentials, query or fragment"},
+		{"console.bad.yaml", "console.replicas[2]: must be a base URL"},
 		{"documents.bad.yaml", "the file must hold one YAML document"},
 		{"duplicate-keys.bad.yaml", "worker.concurrency: duplicate key (line 3)"},
 		{"duplicate-keys.bad.yaml", "apps.shop: duplicate key (line 6)"},
@@ -235,6 +244,7 @@ func TestContractExample(t *testing.T) {
 		Subscriptions: config.Subscriptions{
 			StatusTTL: 24 * time.Hour, LedgerTTL: 180 * 24 * time.Hour, Consumer: "herald-ledger",
 		},
+		Console: config.Console{HTTPAddr: "127.0.0.1:8090"},
 		Retry: config.Retry{
 			InitialInterval: time.Second,
 			MaxInterval:     5 * time.Minute,
@@ -411,6 +421,37 @@ func TestReceiverFile(t *testing.T) {
 		{name: "previous key inline", give: c.Apps["default"].WeChat.Push.PreviousEncodingAESKey.Reveal(), want: "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"},
 		{name: "plaintext app", give: c.Apps["plain"].WeChat.Push, want: config.WeChatPush{Token: "plainToken"}},
 		{name: "app without push", give: c.Apps["sender"].WeChat.Push, want: config.WeChatPush{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if !reflect.DeepEqual(tt.give, tt.want) {
+				t.Errorf("got %#v, want %#v", tt.give, tt.want)
+			}
+		})
+	}
+}
+
+// TestConsoleFile checks the console's settings, its password read from a
+// file, and that the default listens on loopback.
+func TestConsoleFile(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load("testdata/console.good.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		give any
+		want any
+	}{
+		{name: "listen address", give: c.Console.HTTPAddr, want: "0.0.0.0:9090"},
+		{name: "read only", give: c.Console.ReadOnly, want: true},
+		{name: "user", give: c.Console.BasicAuth.User, want: "ops"},
+		{name: "password from a file", give: c.Console.BasicAuth.Password.Reveal(), want: readFixture(t, "secrets/console_password")},
+		{name: "trusted header", give: c.Console.TrustedUserHeader, want: "X-Forwarded-User"},
+		{name: "replicas", give: c.Console.Replicas, want: []string{"http://herald-worker-0:8080", "https://receiver.example.com"}},
+		{name: "default listens on loopback", give: config.Default().Console, want: config.Console{HTTPAddr: "127.0.0.1:8090"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

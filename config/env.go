@@ -100,7 +100,7 @@ func applyEnv(c *Config, environ []string, set setKeys) []error {
 // ownedSection reports whether a variable (without HERALD_) lies in a
 // section this package owns, where it must name a setting.
 func ownedSection(rest string) bool {
-	for _, s := range []string{"NATS_", "REDIS_", "WORKER_", "RECEIVER_", "SUBSCRIPTIONS_", "RETRY_", "DEDUP_", "RATE_LIMITS_", "APPS_"} {
+	for _, s := range []string{"NATS_", "REDIS_", "WORKER_", "RECEIVER_", "SUBSCRIPTIONS_", "CONSOLE_", "RETRY_", "DEDUP_", "RATE_LIMITS_", "APPS_"} {
 		if strings.HasPrefix(rest, s) {
 			return true
 		}

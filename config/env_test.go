@@ -156,6 +156,20 @@ func TestEnvOverrides(t *testing.T) {
 			want: config.Receiver{HTTPAddr: ":9091", PathPrefix: "/push/"},
 		},
 		{
+			name: "console settings",
+			give: []string{
+				"HERALD_CONSOLE_HTTP_ADDR=127.0.0.1:9999", "HERALD_CONSOLE_READ_ONLY=true",
+				"HERALD_CONSOLE_BASIC_AUTH_USER=ops", "HERALD_CONSOLE_BASIC_AUTH_PASSWORD=pw",
+				"HERALD_CONSOLE_TRUSTED_USER_HEADER=X-Auth-Request-User",
+			},
+			get: func(c *config.Config) any { return c.Console },
+			want: config.Console{
+				HTTPAddr: "127.0.0.1:9999", ReadOnly: true,
+				BasicAuth:         config.BasicAuth{User: "ops", Password: "pw"},
+				TrustedUserHeader: "X-Auth-Request-User",
+			},
+		},
+		{
 			name: "subscriptions stream",
 			give: []string{"HERALD_NATS_SUBSCRIPTIONS_STREAM=SUBS", "HERALD_NATS_SUBSCRIPTIONS_MAX_AGE=7d"},
 			get:  func(c *config.Config) any { return []any{c.NATS.SubscriptionsStream, c.NATS.SubscriptionsMaxAge} },
@@ -312,6 +326,16 @@ func TestEnvErrors(t *testing.T) {
 			name:    "misspelt receiver setting",
 			give:    []string{"HERALD_RECEIVER_HTTP_ADR=:1"},
 			wantErr: "HERALD_RECEIVER_HTTP_ADR: no such setting",
+		},
+		{
+			name:    "misspelt console setting",
+			give:    []string{"HERALD_CONSOLE_READONLY=true"},
+			wantErr: "HERALD_CONSOLE_READONLY: no such setting",
+		},
+		{
+			name:    "console flag not a bool",
+			give:    []string{"HERALD_CONSOLE_READ_ONLY=yes"},
+			wantErr: `HERALD_CONSOLE_READ_ONLY: console.read_only: want true or false, not "yes"`,
 		},
 		{
 			name:    "misspelt push setting",

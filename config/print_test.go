@@ -76,6 +76,15 @@ subscriptions:
   status_ttl: 24h
   ledger_ttl: 180d
   consumer: herald-ledger
+console:
+  http_addr: 127.0.0.1:8090
+  read_only: false
+  basic_auth:
+    user: ""
+    password: ""
+    password_file: ""
+  trusted_user_header: ""
+  replicas: []
 retry:
   initial_interval: 1s
   max_interval: 5m

@@ -34,6 +34,7 @@ func (c *Config) problems() []error {
 	c.Worker.validate(&p)
 	c.Receiver.validate(&p)
 	c.Subscriptions.validate(&p)
+	c.Console.validate(&p)
 	c.Retry.validate(&p)
 	if c.Dedup.TTL <= 0 {
 		p.add("dedup.ttl", "must be positive")
@@ -176,6 +177,48 @@ func (r *Receiver) validate(p *problems) {
 	case strings.ContainsFunc(pp, func(r rune) bool { return !isPathRune(r) }):
 		p.add("receiver.path_prefix", "may hold letters, digits and - . _ ~ / only")
 	}
+}
+
+func (c *Console) validate(p *problems) {
+	validateAddr(p, "console.http_addr", c.HTTPAddr, "127.0.0.1:8090")
+	b := c.BasicAuth
+	hasPassword := b.Password != "" || b.PasswordFile != ""
+	if b.User == "" && hasPassword {
+		p.add("console.basic_auth.user", "required with console.basic_auth.password")
+	}
+	if b.User != "" && !hasPassword {
+		p.add("console.basic_auth.password", "required with console.basic_auth.user (inline, password_file or %s)",
+			envName("console.basic_auth.password"))
+	}
+	if strings.ContainsRune(b.User, ':') {
+		p.add("console.basic_auth.user", "must not contain ':', which basic authentication cannot carry")
+	}
+	if h := c.TrustedUserHeader; h != "" && !isHeaderName(h) {
+		p.add("console.trusted_user_header", "must be a header name such as X-Forwarded-User")
+	}
+	for i, r := range c.Replicas {
+		key := fmt.Sprintf("console.replicas[%d]", i)
+		if err := httpclient.CheckURL(r); err != nil {
+			p.add(key, "%s", err)
+		} else if u, _ := url.Parse(r); u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			p.add(key, "must be a base URL such as http://herald-worker-0:8080, without credentials, query or fragment")
+		}
+	}
+}
+
+// isHeaderName reports whether s is an HTTP header name (an RFC 9110
+// token).
+func isHeaderName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func isPathRune(r rune) bool {

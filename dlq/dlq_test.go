@@ -48,6 +48,8 @@ func TestFilterValidate(t *testing.T) {
 		{"empty reason", dlq.Filter{Reasons: []string{""}}, `reason ""`},
 		{"free text app", dlq.Filter{Apps: []string{"my shop.v2"}}, ""},
 		{"since after until", dlq.Filter{Since: now, Until: now.Add(-time.Hour)}, "is after until"},
+		{"from after to", dlq.Filter{FromSeq: 5, ToSeq: 4}, "from sequence 5 is after to sequence 4"},
+		{"one sequence", dlq.Filter{FromSeq: 5, ToSeq: 5}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +119,13 @@ func TestListFilters(t *testing.T) {
 		{"window and reason", dlq.Filter{Since: at["a2"], Until: at["a4"], Reasons: []string{"user_refused"}}, []string{"a3"}},
 		{"all fields", dlq.Filter{Reasons: []string{"user_refused"}, Apps: []string{"shop"}, Codes: []string{"43101"}}, []string{"a6"}},
 		{"since after the last", dlq.Filter{Since: at["a6"].Add(time.Second)}, []string{}},
+		{"id", dlq.Filter{IDs: []string{"a4", "a2"}}, []string{"a2", "a4"}},
+		// A fresh stream: a1 is at sequence 1, a6 at 6.
+		{"from sequence", dlq.Filter{FromSeq: 4}, []string{"a4", "a5", "a6"}},
+		{"to sequence", dlq.Filter{ToSeq: 2}, []string{"a1", "a2"}},
+		{"sequence window and reason", dlq.Filter{FromSeq: 2, ToSeq: 5, Reasons: []string{"user_refused"}}, []string{"a3"}},
+		{"from sequence before since", dlq.Filter{FromSeq: 2, Since: at["a4"]}, []string{"a4", "a5", "a6"}},
+		{"from sequence after the last", dlq.Filter{FromSeq: 7}, []string{}},
 		{"nothing matches", dlq.Filter{Reasons: []string{"expired"}}, []string{}},
 	}
 	for _, tt := range tests {

@@ -4,11 +4,12 @@
 // cmd/herald (herald dlq ...) are thin wrappers around it.
 //
 // Invariants:
-//   - Reading never consumes. [List], [Stats] and the collecting phase of
-//     [Replay] and [Purge] browse the stream with an ordered consumer (an
-//     ephemeral, unacknowledged cursor deleted when the call returns), from
-//     [Filter.Since], and stop at the stream's last sequence as it was when
-//     the call began: they never wait for new dead letters.
+//   - Reading never consumes. [Scan], and through it [List], [Stats] and the
+//     collecting phase of [Replay] and [Purge], browse the stream with an
+//     ordered consumer (an ephemeral, unacknowledged cursor deleted when the
+//     call returns), from [Filter.FromSeq] or else [Filter.Since], and stop
+//     at the stream's last sequence as it was when the call began (or at
+//     [Filter.ToSeq]): they never wait for new dead letters.
 //   - A [Filter] narrows by subject where it can (one filter subject per
 //     platform and reason pair) and matches every other field on the decoded
 //     dead letter.

@@ -22,11 +22,16 @@ type Filter struct {
 	// Since and Until bound the time the dead letter was stored, both
 	// inclusive.
 	Since, Until time.Time
+	// FromSeq and ToSeq bound the dead letter's stream sequence, both
+	// inclusive; 0 does not bound. A scan with FromSeq starts there
+	// rather than at Since: it is how a page of dead letters is read
+	// without reading those before it.
+	FromSeq, ToSeq uint64
 }
 
 // Validate reports a filter that cannot be turned into subjects: reasons and
 // platforms are subject tokens, so they may not be empty or hold '.', '*',
-// '>' or white space; Since may not be after Until.
+// '>' or white space; Since may not be after Until, nor FromSeq after ToSeq.
 func (f Filter) Validate() error {
 	var problems []string
 	for _, list := range []struct {
@@ -42,6 +47,9 @@ func (f Filter) Validate() error {
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
 		problems = append(problems, fmt.Sprintf("since %s is after until %s",
 			f.Since.Format(time.RFC3339), f.Until.Format(time.RFC3339)))
+	}
+	if f.FromSeq > 0 && f.ToSeq > 0 && f.FromSeq > f.ToSeq {
+		problems = append(problems, fmt.Sprintf("from sequence %d is after to sequence %d", f.FromSeq, f.ToSeq))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidFilter, strings.Join(problems, "; "))
@@ -88,7 +96,9 @@ func (f Filter) Match(e Entry) bool {
 		in(f.Codes, codeKey(l.Code)) &&
 		in(f.IDs, l.ID) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
-		(f.Until.IsZero() || !e.Time.After(f.Until))
+		(f.Until.IsZero() || !e.Time.After(f.Until)) &&
+		(f.FromSeq == 0 || e.Seq >= f.FromSeq) &&
+		(f.ToSeq == 0 || e.Seq <= f.ToSeq)
 }
 
 // NoCode stands for "no platform code" in a filter and in [Counts.ByCode]:

@@ -68,11 +68,16 @@ func Get(ctx context.Context, js jetstream.JetStream, stream string, seq uint64)
 	return entryOf(m.Subject, m.Sequence, m.Time, m.Header, m.Data), nil
 }
 
-// scan calls visit with every dead letter in stream matching f, oldest
+// Scan calls visit with every dead letter in stream matching f, oldest
 // first, until visit returns false. It reads through an ordered consumer
-// narrowed by f's subjects and starting at f.Since, and stops at the last
-// sequence the stream held when scan began, or at the first dead letter
-// stored after f.Until.
+// narrowed by f's subjects and starting at f.FromSeq, else at f.Since, and
+// stops at the last sequence the stream held when Scan began (or f.ToSeq),
+// or at the first dead letter stored after f.Until. [List], [Stats],
+// [Replay] and [Purge] read through it; it does not consume.
+func Scan(ctx context.Context, js jetstream.JetStream, stream string, f Filter, visit func(Entry) bool) error {
+	return scan(ctx, js, stream, f, visit)
+}
+
 func scan(ctx context.Context, js jetstream.JetStream, stream string, f Filter, visit func(Entry) bool) error {
 	if err := f.Validate(); err != nil {
 		return err
@@ -86,13 +91,23 @@ func scan(ctx context.Context, js jetstream.JetStream, stream string, f Filter, 
 		return nil
 	}
 	last := state.LastSeq
+	if f.ToSeq > 0 {
+		last = min(last, f.ToSeq)
+	}
+	if f.FromSeq > last || last < state.FirstSeq {
+		return nil
+	}
 
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    f.Subjects(),
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: time.Minute,
 	}
-	if !f.Since.IsZero() {
+	switch {
+	case f.FromSeq > state.FirstSeq:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = f.FromSeq
+	case !f.Since.IsZero():
 		since := f.Since
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &since

@@ -24,14 +24,16 @@ type Counts struct {
 	Unreplayable int `json:"unreplayable"`
 }
 
-func newCounts() Counts {
+// NewCounts returns empty counts, for [Counts.Add].
+func NewCounts() Counts {
 	return Counts{
 		ByReason: map[string]int{}, ByPlatform: map[string]int{}, ByApp: map[string]int{},
 		ByTemplate: map[string]int{}, ByCode: map[string]int{},
 	}
 }
 
-func (c *Counts) add(e Entry) {
+// Add counts e, as [Stats] does each match; c must come from [NewCounts].
+func (c *Counts) Add(e Entry) {
 	c.Total++
 	if c.First == nil {
 		t := e.Time
@@ -53,9 +55,9 @@ func (c *Counts) add(e Entry) {
 // Stats counts the dead letters in stream that match f; set f.Since and
 // f.Until for a window. Like [List] it reads without consuming.
 func Stats(ctx context.Context, js jetstream.JetStream, stream string, f Filter) (Counts, error) {
-	c := newCounts()
+	c := NewCounts()
 	err := scan(ctx, js, stream, f, func(e Entry) bool {
-		c.add(e)
+		c.Add(e)
 		return true
 	})
 	return c, err
