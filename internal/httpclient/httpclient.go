@@ -40,6 +40,12 @@ func New() *http.Client {
 	tr = tr.Clone()
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = maxIdlePerHost
+	// A send is a request of about 1 KiB and an answer of a few hundred
+	// bytes: net/http's 4 KiB buffers each way cost 8 KiB a connection, and
+	// a replica keeps one connection per call in flight. Larger messages
+	// still go through, in more reads and writes.
+	tr.WriteBufferSize = 2 << 10
+	tr.ReadBufferSize = 1 << 10
 	return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
 }
 
