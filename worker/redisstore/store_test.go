@@ -163,7 +163,9 @@ func TestFailingOperationLeavesTheRestOfItsBatch(t *testing.T) {
 	wg.Go(func() { errSent = s.MarkSent(ctx, "wechat:default:sent", time.Hour, sent) })
 	wg.Go(func() { attempts, errFail = s.Fail(ctx, "wechat:default:failed", "o") })
 	wg.Go(func() { errRel = s.Release(ctx, "wechat:default:released", "o") })
-	batch := make([]*op, 5)
+	// Seven operations: on one server each Admit also reads the job's
+	// herald v1.0 key.
+	batch := make([]*op, 7)
 	for i := range batch {
 		batch[i] = <-s.ops
 	}
@@ -326,8 +328,8 @@ func TestCloseFailsQueuedOperations(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			_, err := s.Admit(ctx, claim(fmt.Sprintf("wechat:default:close%d", i), "o"))
-			errs <- err
+			// MarkSent is one operation (an Admit on one server is two).
+			errs <- s.MarkSent(ctx, fmt.Sprintf("wechat:default:close%d", i), time.Hour, worker.SentRecord{Seq: uint64(i + 1)})
 		}()
 	}
 	// One is taken by the flusher, the rest are queued.
