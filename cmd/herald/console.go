@@ -48,7 +48,7 @@ clients send. Changes are POSTs refused when they come from another site, and
 credentials. On SIGTERM or SIGINT it stops replays and purges after the dead
 letter in hand (run them again to finish) and exits 0.`,
 		Example: `  herald console --config /etc/herald/herald.yaml
-  HERALD_NATS_URL=nats://127.0.0.1:4223 herald console     # beside herald dev; open http://127.0.0.1:8090
+  HERALD_NATS_URL=nats://10.0.0.5:4222 herald console      # open http://127.0.0.1:8090 (herald dev starts its own)
   herald console --config herald.yaml --read-only
   HERALD_CONSOLE_HTTP_ADDR=0.0.0.0:8090 HERALD_CONSOLE_TRUSTED_USER_HEADER=X-Forwarded-User \
     herald console --config herald.yaml                    # behind oauth2-proxy`,

@@ -39,11 +39,14 @@ func newDevCmd(e *env) *cobra.Command {
 		Use:   "dev",
 		Short: "Run everything in one process on embedded defaults, for a first look",
 		Long: `Run an embedded JetStream server, the sandbox WeChat API and Alipay gateway
-(with RSA keys generated for this run), in-process dedup and rate limits (no Redis
-needed) and one worker, all in this process. It prints the NATS URL to publish
-to and the commands to try, sends a few demo jobs (a delivery, a user who
-refused: 43101, a value WeChat would reject: 47003, an Alipay delivery) and
-prints every receipt and dead letter as it happens. Stop it with Ctrl-C.
+(with RSA keys generated for this run), one worker, herald receiver (which the
+sandbox pushes WeChat's subscription events to) and herald console, all in this
+process, and a redis-server of its own when one is installed (else dedup, rate
+limits and the subscription ledger stay in the process). It prints the URLs
+and the commands to try, sends a few demo jobs (an accepted template and its
+delivery, a user who refused: 43101, a job the ledger skips, a value WeChat
+would reject: 47003, an Alipay delivery) and prints every receipt, dead letter
+and subscription event as it happens. Stop it with Ctrl-C.
 
 Each run starts afresh in a temporary directory that is removed when it stops,
 so two herald dev side by side do not meet. --data-dir (or $HERALD_DATA_DIR)
@@ -75,6 +78,7 @@ dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 	cmd.Flags().StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of /metrics, /healthz and /readyz")
 	cmd.Flags().StringVar(&o.sandboxAddr, "sandbox-addr", sandbox.DevAddr, "address of the sandbox platform APIs; a free port when this one is taken")
 	cmd.Flags().StringVar(&o.receiverAddr, "receiver-addr", "127.0.0.1:8081", "address of herald receiver, which the sandbox pushes subscription events to")
+	cmd.Flags().StringVar(&o.consoleAddr, "console-addr", "127.0.0.1:8090", "address of the operators' web console (herald console)")
 	cmd.Flags().IntVar(&o.natsPort, "nats-port", devNATSPort, "loopback port of the embedded JetStream server; 0 picks a free one")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep JetStream data in this directory across runs (default: a temporary one per run; $"+envDataDir+")")
 	cmd.Flags().BoolVar(&o.fresh, "fresh", false, "empty --data-dir before starting")
@@ -84,24 +88,29 @@ dev holds the app for 2 s at first and at most 10 s, not 30 s to 5 min.`,
 }
 
 type devOptions struct {
-	httpAddr, sandboxAddr, receiverAddr string
-	natsPort                            int
-	dataDir                             string // "": a temporary directory for this run
-	fresh                               bool
-	demo                                bool
+	httpAddr, sandboxAddr, receiverAddr, consoleAddr string
+	natsPort                                         int
+	dataDir                                          string // "": a temporary directory for this run
+	fresh                                            bool
+	demo                                             bool
 }
 
 func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
-	// Fail before starting anything when the worker's port is taken, by
-	// another herald dev say.
-	if err := addrFree(o.httpAddr); err != nil {
+	// Fail before starting anything when a port is taken, by another
+	// herald dev say. A port of 0 is picked now: the sandbox is told where
+	// to push before the receiver starts, and the console where the worker
+	// and the receiver answer.
+	httpAddr, err := pickAddr(o.httpAddr)
+	if err != nil {
 		return fmt.Errorf("--http-addr %s is taken (is another herald dev running?); pass --http-addr 127.0.0.1:0 for any free port: %w", o.httpAddr, err)
 	}
-	// The sandbox is told where to push before the receiver starts: a free
-	// port is picked now when none is given.
 	receiverAddr, err := pickAddr(o.receiverAddr)
 	if err != nil {
 		return fmt.Errorf("--receiver-addr %s is taken (is another herald dev running?); pass --receiver-addr 127.0.0.1:0 for any free port: %w", o.receiverAddr, err)
+	}
+	consoleAddr, err := pickAddr(o.consoleAddr)
+	if err != nil {
+		return fmt.Errorf("--console-addr %s is taken (is another herald dev running?); pass --console-addr 127.0.0.1:0 for any free port: %w", o.consoleAddr, err)
 	}
 	dir := o.dataDir
 	switch {
@@ -170,8 +179,10 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	// The ledger skips what cannot succeed: the demo shows it.
 	cfg.Subscriptions.Mode = config.SubscriptionsEnforce
 	cfg.Worker.Instance = "herald-dev"
-	cfg.Worker.HTTPAddr = o.httpAddr
+	cfg.Worker.HTTPAddr = httpAddr
 	cfg.Receiver.HTTPAddr = receiverAddr
+	cfg.Console.HTTPAddr = consoleAddr
+	cfg.Console.Replicas = []string{"http://" + httpAddr, "http://" + receiverAddr}
 	cfg.Worker.Concurrency = 64
 	// A demo that pauses for minutes is no demo: short breaker holds.
 	cfg.Worker.Breaker = config.Breaker{Failures: 10, Cooldown: 2 * time.Second, MaxHold: 10 * time.Second}
@@ -245,6 +256,7 @@ The demo's story, told by user-1: an accept, a delivery WeChat confirmed, a
   sandbox    %s   (fake WeChat API and Alipay gateway; scripted answers: herald sandbox --help)
   worker     http://%s/readyz   /metrics   /healthz
   receiver   http://%s%s%s   (WeChat's subscription pushes, from the sandbox, in safe mode)
+  console    http://%s/   (dead letters, replays, jobs, overview)
 
 Try it from another shell. Install the CLI once (it lands in $(go env GOPATH)/bin):
   go install ./cmd/herald
@@ -263,7 +275,7 @@ or publish with any NATS client, as raw JSON with the job's id as Nats-Msg-Id:
 Receipts (notify.sent.>), dead letters (notify.dead.>) and subscription events
 (notify.subscription.>) appear below. Ctrl-C stops.
 
-`, natsURL, dir, kept, sandboxURL, httpAddr, receiverAddr, cfg.Receiver.PathPrefix, job.DefaultApp,
+`, natsURL, dir, kept, sandboxURL, httpAddr, receiverAddr, cfg.Receiver.PathPrefix, job.DefaultApp, consoleAddr,
 			natsURL, exportRedis, sandboxURL, sandbox.DevWeChatAppID, natsURL)
 		if err := tailEvents(ctx, natsURL, e); err != nil {
 			log.Error("watch receipts and dead letters", zap.Error(err))
@@ -274,15 +286,20 @@ Receipts (notify.sent.>), dead letters (notify.dead.>) and subscription events
 			demo.Go(func() { tellDemo(natsURL) })
 		}
 	}
-	recvCtx, stopReceiver := context.WithCancel(ctx)
-	recvDone := make(chan error, 1)
+	// The receiver and the console run beside the worker, and stop with it.
+	sideCtx, stopSide := context.WithCancel(ctx)
+	recvDone, consoleDone := make(chan error, 1), make(chan error, 1)
 	go func() {
-		recvDone <- runReceiver(recvCtx, cfg, log, func(net.Addr) { close(receiving) })
+		recvDone <- runReceiver(sideCtx, cfg, log, func(net.Addr) { close(receiving) })
 	}()
+	go func() { consoleDone <- runConsole(sideCtx, cfg, log, nil) }()
 	err = runWorker(ctx, e, cfg, log, onStart)
-	stopReceiver()
+	stopSide()
 	if rerr := <-recvDone; rerr != nil && err == nil {
 		err = fmt.Errorf("receiver: %w", rerr)
+	}
+	if cerr := <-consoleDone; cerr != nil && err == nil {
+		err = fmt.Errorf("console: %w", cerr)
 	}
 	return err
 }
@@ -296,15 +313,6 @@ func pickAddr(addr string) (string, error) {
 	}
 	picked := l.Addr().String()
 	return picked, l.Close()
-}
-
-// addrFree reports why addr cannot be listened on, or nil.
-func addrFree(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return l.Close()
 }
 
 // tailEvents prints receipts and dead letters as they are published. The

@@ -25,7 +25,7 @@ func TestDevRunsTheDemo(t *testing.T) {
 	dataDir := t.TempDir()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		args := []string{"dev", "--http-addr", "127.0.0.1:0", "--receiver-addr", "127.0.0.1:0", "--nats-port", "0"}
+		args := []string{"dev", "--http-addr", "127.0.0.1:0", "--receiver-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--nats-port", "0"}
 		if err := run(ctx, args, []string{"HERALD_DATA_DIR=" + dataDir}, nil, out, io.Discard); err != nil {
 			t.Errorf("herald dev: %v", err)
 		}
@@ -66,6 +66,20 @@ func TestDevRunsTheDemo(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s = %d, want 200", m[1], resp.StatusCode)
+	}
+	// The console it prints lists the demo's dead letters.
+	m = regexp.MustCompile(`console\s+(http://\S+/)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no console URL in:\n%s", out)
+	}
+	resp, err = http.Get(m[1] + "dead?reason=user_refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "43101") {
+		t.Fatalf("GET %sdead?reason=user_refused = %d, %v; want 200 listing the 43101:\n%s", m[1], resp.StatusCode, err, page)
 	}
 	if !strings.Contains(out.String(), "JetStream  nats://127.0.0.1:") {
 		t.Fatalf("the NATS URL is not printed:\n%s", out)
