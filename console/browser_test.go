@@ -13,7 +13,11 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/heraldhq/herald/console"
+	"github.com/heraldhq/herald/internal/testenv"
 	"github.com/heraldhq/herald/producer/job"
+	"github.com/heraldhq/herald/worker"
+	"github.com/heraldhq/herald/worker/redisstore"
 )
 
 // The browser tests drive Debian's chromium, headless, against a console
@@ -184,6 +188,14 @@ func TestBrowserDeadLetterWorkflow(t *testing.T) {
 	for i := range 12 {
 		b.storeReceipt(t, job.WeChat, job.DefaultApp, fmt.Sprintf("delivered-%d", i))
 	}
+	// The shared store, for the job's state and the subscription ledger.
+	st := redisstore.New(testenv.StartRedis(t).Client(t), redisstore.Config{})
+	t.Cleanup(st.Close)
+	if _, err := st.Apply(t.Context(), worker.SubscriptionKey{Platform: job.WeChat, App: "shop", User: "user-7", Template: "tpl-coupon"},
+		worker.LedgerEvent{ID: "accept-1", Accept: true, At: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	b.serve(t, consoleConfig(), console.WithLedger(st))
 	dir := artifactDir(t)
 	tab := browser(t)
 
@@ -285,6 +297,18 @@ func TestBrowserDeadLetterWorkflow(t *testing.T) {
 	clickAndLoad(t, tab, "look up", "#lookup")
 	do(t, tab, "the receipt", chromedp.WaitVisible(chromedp.CSS("section.fact.good")))
 	screenshot(t, tab, dir, "job")
+
+	do(t, tab, "subscription lookup",
+		chromedp.Navigate(b.url+"/subscriptions"),
+		chromedp.WaitVisible(chromedp.CSS("#subscriptions-form")),
+		chromedp.SetValue(chromedp.CSS(`input[name="app"]`), "shop"),
+		chromedp.SetValue(chromedp.CSS(`input[name="user"]`), "user-7"))
+	clickAndLoad(t, tab, "look up", "#subscriptions-lookup")
+	do(t, tab, "the ledger", chromedp.WaitVisible(chromedp.CSS("#subscriptions")))
+	if got := text(t, tab, "#subscriptions tbody tr td:nth-child(2)"); got != "granted" {
+		t.Fatalf("tpl-coupon of user-7 is %q, want granted", got)
+	}
+	screenshot(t, tab, dir, "subscriptions")
 
 	do(t, tab, "the malformed letter", chromedp.Navigate(b.url+"/dead/10"), chromedp.WaitVisible(chromedp.CSS("#letter-raw")))
 	if got := text(t, tab, "#letter-raw"); got != `{"id": oops \x1b[31m` {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/worker"
 )
 
 // Config is what the console needs to know of herald's deployment and how
@@ -108,6 +109,7 @@ type Console struct {
 	pages   map[string]*template.Template
 	static  http.Handler
 	lookups []JobLookup
+	ledger  worker.Ledger // nil without a shared store
 	client  *http.Client
 	ops     *operations
 	stats   *statsCache
@@ -209,6 +211,7 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("GET /ops/{id}/status", c.operationStatus)
 	mux.HandleFunc("POST /ops/{id}/cancel", c.operationCancel)
 	mux.HandleFunc("GET /jobs", c.jobs)
+	mux.HandleFunc("GET /subscriptions", c.subscriptions)
 	mux.Handle("GET /static/", c.static)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
@@ -261,7 +264,7 @@ func dict(pairs ...any) (map[string]any, error) {
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"overview", "dead", "counts", "letter", "operate", "operation", "jobs", "error"}
+var pageNames = []string{"overview", "dead", "counts", "letter", "operate", "operation", "jobs", "subscriptions", "error"}
 
 func parsePages() (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))

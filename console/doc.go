@@ -1,9 +1,9 @@
 // Package console is herald's web console for operators: the dead letters
 // (counts by reason, platform, app and template as a chart and tables, a
 // filtered list, one letter in full), replay and purge with a dry run, a
-// rate, a confirmation and progress, a job lookup by id, and a live
-// overview of outcomes, the worker consumer, the streams and the replicas'
-// readiness. herald console serves it; [New] builds it from Go, so any
+// rate, a confirmation and progress, a job lookup by id, one user's
+// subscription ledger ([WithLedger]), and a live overview of outcomes, the
+// worker consumer, the streams and the replicas' readiness. herald console serves it; [New] builds it from Go, so any
 // process holding a JetStream connection can mount it.
 //
 // The pages are rendered on the server with html/template; the stylesheet

@@ -64,11 +64,18 @@ func (b *testBundle) start(t testing.TB, configure ...func(*console.Config)) {
 	for _, c := range configure {
 		c(&cfg)
 	}
+	b.serve(t, cfg)
+}
+
+// serve serves a console of cfg and opts on b's JetStream in place of
+// the one b had: b.url is its URL from now on.
+func (b *testBundle) serve(t testing.TB, cfg console.Config, opts ...console.Option) {
+	t.Helper()
 	var log *zap.Logger
 	if tt, ok := t.(*testing.T); ok {
 		log = zaptest.NewLogger(tt, zaptest.Level(zap.WarnLevel))
 	}
-	c, err := console.New(cfg, b.js, log)
+	c, err := console.New(cfg, b.js, log, opts...)
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
 	}

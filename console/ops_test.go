@@ -272,15 +272,7 @@ func (ledger) LookupJob(_ context.Context, key console.JobKey, _ console.LookupO
 func TestJobLookupPluggable(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c, err := console.New(consoleConfig(), b.js, nil, console.WithJobLookups(
-		console.ReceiptLookup(b.js, b.topo.EventsStream), ledger{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	t.Cleanup(srv.Close)
-	t.Cleanup(c.Close)
-	b.url = srv.URL
+	b.serve(t, consoleConfig(), console.WithJobLookups(console.ReceiptLookup(b.js, b.topo.EventsStream), ledger{}))
 
 	body := b.get(t, "/jobs?id=j1", http.StatusOK)
 	mustContain(t, body, "Delivery receipt", "Dedup state", "sent, 1 attempt", "&lt;42&gt;", "#ZgotmplZ", `<a href="/dead">claimed</a>`)

@@ -86,18 +86,12 @@ func Show(ctx context.Context, js jetstream.JetStream, st worker.Ledger, streams
 	r := Report{Key: k, DeadLetters: []dlq.Entry{}}
 	var sentAt time.Time
 	if st != nil {
-		state, ref, err := st.Job(ctx, k.Platform+":"+k.App+":"+k.ID)
-		if err != nil {
+		var err error
+		if r.State, r.Status, err = Stored(ctx, st, k); err != nil {
 			return r, err
 		}
-		if state.State != "" {
-			r.State = stateOf(state)
-			if state.State == "sent" {
-				sentAt = state.Sent.At
-			}
-		}
-		if ref.Status != "" {
-			r.Status = &Status{Status: ref.Status, ErrorCode: ref.ErrorCode, ErrorStatus: ref.ErrorStatus, At: ref.StatusAt.UTC()}
+		if r.State != nil && r.State.SentAt != nil {
+			sentAt = *r.State.SentAt
 		}
 	}
 	if streams.Events != "" && !sentAt.IsZero() {
@@ -118,6 +112,25 @@ func Show(ctx context.Context, js jetstream.JetStream, st worker.Ledger, streams
 	}
 	r.Outcome, r.Verdict = verdict(r)
 	return r, nil
+}
+
+// Stored reads what the shared store knows of a job: its state (nil when
+// it holds none: never seen, or older than dedup.ttl) and the platform's
+// final result (nil until its sent event was joined).
+func Stored(ctx context.Context, st worker.Ledger, k Key) (*State, *Status, error) {
+	state, ref, err := st.Job(ctx, k.Platform+":"+k.App+":"+k.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var s *State
+	if state.State != "" {
+		s = stateOf(state)
+	}
+	var status *Status
+	if ref.Status != "" {
+		status = &Status{Status: ref.Status, ErrorCode: ref.ErrorCode, ErrorStatus: ref.ErrorStatus, At: ref.StatusAt.UTC()}
+	}
+	return s, status, nil
 }
 
 func stateOf(js worker.JobState) *State {

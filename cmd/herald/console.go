@@ -33,10 +33,15 @@ for the people who run herald:
                 full, its raw bytes shown safely
   Replay/purge  the same filters, a dry run with samples, a rate, an explicit
                 confirmation and progress: the code of herald dlq replay/purge
-  Jobs          one job by platform, app and id: its receipt and dead letters
+  Jobs          one job by platform, app and id: what herald jobs show reads
+                (its state in Redis, the platform's final result, its receipt
+                and dead letters)
+  Subscriptions one user's subscription ledger, as herald subscriptions show
 
-It reads and changes JetStream only (nats.*), like herald dlq. Everything it
-shows is rendered on the server; nothing is fetched from the internet.
+It reads and changes JetStream (nats.*), like herald dlq, and reads Redis
+(redis.url) for the jobs' state and the ledger; without redis.url those two
+are left out. Everything it shows is rendered on the server; nothing is
+fetched from the internet.
 
 Protection: it listens on loopback unless console.http_addr says otherwise.
 console.basic_auth.user and console.basic_auth.password (or password_file, or
@@ -107,7 +112,16 @@ func runConsole(ctx context.Context, cfg *config.Config, log *zap.Logger, onStar
 		return err
 	}
 	defer nc.Close()
-	c, err := console.New(consoleConfig(cfg), js, log)
+	var opts []console.Option
+	ledger, closeStore, err := openLedger(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	if ledger != nil {
+		opts = append(opts, console.WithLedger(ledger))
+	}
+	c, err := console.New(consoleConfig(cfg), js, log, opts...)
 	if err != nil {
 		return err
 	}
