@@ -2,13 +2,13 @@ package console
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/heraldhq/herald/internal/httpserve"
 )
 
 // Serve serves h on addr until stop is called, with the bounds a console
@@ -20,10 +20,6 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger) (n
 	if log == nil {
 		log = zap.NewNop()
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -33,20 +29,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger) (n
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("console http server", zap.Error(err))
-		}
-	}()
-	stop := func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-done
-	}
-	return l.Addr(), stop, nil
+	return httpserve.Start(ctx, addr, srv, log.Named("console"))
 }
 
 // IsLoopback reports whether addr (host:port) listens on loopback only.

@@ -287,19 +287,33 @@ func (a *alipayAPI) script(to string) (aliScript, bool) {
 	return aliScript{}, false
 }
 
-// send checks biz_content and answers under the method's response key.
-func (a *alipayAPI) send(rw http.ResponseWriter, key *rsa.PrivateKey, params map[string]string) {
-	fail := func(code, sub, msg string) {
+// failer answers a method's business error under its response key.
+func (a *alipayAPI) failer(rw http.ResponseWriter, key *rsa.PrivateKey, responseKey string) func(code, sub, msg string) {
+	return func(code, sub, msg string) {
 		text := map[string]string{"40001": "Missing Required Arguments", "40002": "Invalid Arguments", "40004": "Business Failed"}[code]
-		a.write(rw, key, aliResponseKey, aliBody{Code: code, Msg: text, SubCode: sub, SubMsg: msg}, false)
+		a.write(rw, key, responseKey, aliBody{Code: code, Msg: text, SubCode: sub, SubMsg: msg}, false)
 	}
-	var req aliRequest
+}
+
+// bizContent decodes a method's biz_content into v, or fails as the
+// gateway does and reports false.
+func bizContent(params map[string]string, v any, fail func(code, sub, msg string)) bool {
 	if params["biz_content"] == "" {
 		fail("40001", "isv.missing-biz-content", "缺少biz_content参数")
-		return
+		return false
 	}
-	if err := json.Unmarshal([]byte(params["biz_content"]), &req); err != nil {
+	if err := json.Unmarshal([]byte(params["biz_content"]), v); err != nil {
 		fail("40002", "isv.invalid-parameter", "biz_content不是合法的JSON")
+		return false
+	}
+	return true
+}
+
+// send checks biz_content and answers under the method's response key.
+func (a *alipayAPI) send(rw http.ResponseWriter, key *rsa.PrivateKey, params map[string]string) {
+	fail := a.failer(rw, key, aliResponseKey)
+	var req aliRequest
+	if !bizContent(params, &req, fail) {
 		return
 	}
 	to := req.ToOpenID

@@ -163,17 +163,9 @@ type aliQueryBody struct {
 // about is not subscribed (no relation, or a subscribe_state other than
 // "1"): the sandbox's own rule, as Alipay does not document its.
 func (a *alipayAPI) query(rw http.ResponseWriter, key *rsa.PrivateKey, params map[string]string) {
-	fail := func(code, sub, msg string) {
-		text := map[string]string{"40001": "Missing Required Arguments", "40002": "Invalid Arguments"}[code]
-		a.write(rw, key, aliQueryKey, aliBody{Code: code, Msg: text, SubCode: sub, SubMsg: msg}, false)
-	}
+	fail := a.failer(rw, key, aliQueryKey)
 	var req aliQueryRequest
-	if params["biz_content"] == "" {
-		fail("40001", "isv.missing-biz-content", "缺少biz_content参数")
-		return
-	}
-	if err := json.Unmarshal([]byte(params["biz_content"]), &req); err != nil {
-		fail("40002", "isv.invalid-parameter", "biz_content不是合法的JSON")
+	if !bizContent(params, &req, fail) {
 		return
 	}
 	user := req.OpenID

@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/config"
 	"github.com/heraldhq/herald/internal/buildinfo"
 	"github.com/heraldhq/herald/internal/httpclient"
+	"github.com/heraldhq/herald/internal/httpserve"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/providers/alipay"
 	"github.com/heraldhq/herald/providers/wechat"
@@ -329,30 +330,13 @@ func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 		probes.ready()
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", zap.Error(err))
-		}
-	}()
-	stop := func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-done
-	}
-	return l.Addr(), stop, nil
+	return httpserve.Start(ctx, addr, srv, log)
 }
 
 // unready wraps a readiness failure with what failed, one fixed word
