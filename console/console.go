@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/worker"
 )
 
@@ -235,8 +236,8 @@ var funcs = template.FuncMap{
 	"num":      formatInt,
 	"time":     formatTime,
 	"ago":      formatAgo,
-	"dash":     dash,
-	"bytes":    formatBytes,
+	"dash":     text.Dash,
+	"bytes":    text.Bytes,
 	"pct":      percent,
 	"add":      func(a, b int) int { return a + b },
 	"addf":     func(a, b float64) float64 { return a + b },

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer/job"
 )
 
@@ -46,19 +47,10 @@ func rowOf(e dlq.Entry) letterRow {
 	}
 	return letterRow{
 		Seq: e.Seq, Time: e.Time, Platform: l.Platform, Reason: l.Reason, Code: l.Code, App: l.App,
-		Template: l.TemplateID, ID: truncate(l.ID, 48), ToUser: truncate(l.ToUser, maxListUser),
-		Message: truncate(msg, maxListMessage), Replays: l.Replays, Undecodable: !e.Replayable(),
+		Template: l.TemplateID, ID: text.Truncate(l.ID, 48), ToUser: text.Truncate(l.ToUser, maxListUser),
+		Message: text.Truncate(msg, maxListMessage), Replays: l.Replays, Undecodable: !e.Replayable(),
 		URL: "/dead/" + strconv.FormatUint(e.Seq, 10),
 	}
-}
-
-// truncate shortens s to n runes, marking the cut with an ellipsis.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
 
 // rangeLink is one quick time range above the filters.

@@ -135,28 +135,6 @@ func formatAgo(t time.Time) string {
 	}
 }
 
-// dash writes "-" for an empty string.
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// formatBytes writes n in binary units: 512 B, 3.4 KiB.
-func formatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // percent writes part of total as a percentage with one decimal.
 func percent(part, total int) string {
 	if total <= 0 {

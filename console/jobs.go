@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer/job"
 )
 
@@ -152,7 +153,7 @@ func (l *receiptLookup) LookupJob(ctx context.Context, key JobKey, opts LookupOp
 		} else {
 			sec.Fields = []Field{
 				{Name: "sent at", Value: formatTime(rc.SentAt)},
-				{Name: "platform msgid", Value: dash(rc.MsgID)},
+				{Name: "platform msgid", Value: text.Dash(rc.MsgID)},
 				{Name: "attempts", Value: strconv.Itoa(rc.Attempts)},
 				{Name: "template", Value: rc.TemplateID},
 				{Name: "to user", Value: rc.ToUser},
@@ -209,8 +210,8 @@ func (l *deadLetterLookup) LookupJob(ctx context.Context, key JobKey, opts Looku
 		l := e.Letter
 		seq := strconv.FormatUint(e.Seq, 10)
 		sec.Table.Rows = append(sec.Table.Rows, []Cell{
-			{Text: seq, Href: "/dead/" + seq}, {Text: formatTime(e.Time)}, {Text: l.Reason}, {Text: dash(l.Code)},
-			{Text: truncate(l.Message, maxListMessage)}, {Text: strconv.Itoa(l.Attempts)}, {Text: strconv.Itoa(l.Replays)},
+			{Text: seq, Href: "/dead/" + seq}, {Text: formatTime(e.Time)}, {Text: l.Reason}, {Text: text.Dash(l.Code)},
+			{Text: text.Truncate(l.Message, maxListMessage)}, {Text: strconv.Itoa(l.Attempts)}, {Text: strconv.Itoa(l.Replays)},
 		})
 	}
 	return []Section{sec}, nil

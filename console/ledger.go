@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/jobs"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/worker"
@@ -48,7 +49,7 @@ func (l storeLookup) LookupJob(ctx context.Context, key JobKey, _ LookupOptions)
 		if status.Status != job.StatusDelivered {
 			final.State = StateBad
 			final.Summary = fmt.Sprintf("Accepted, then not delivered: the platform reported %s %s at %s.",
-				dash(status.ErrorCode), dash(status.ErrorStatus), formatTime(status.At))
+				text.Dash(status.ErrorCode), text.Dash(status.ErrorStatus), formatTime(status.At))
 		}
 	}
 	return []Section{sec, final}, nil
@@ -64,12 +65,12 @@ func stateSection(s *jobs.State) (state, summary string, fields []Field) {
 	case "sent":
 		fields = append(fields,
 			Field{Name: "sent at", Value: formatTime(*s.SentAt)},
-			Field{Name: "platform msgid", Value: dash(s.MsgID)},
+			Field{Name: "platform msgid", Value: text.Dash(s.MsgID)},
 			Field{Name: "stream sequence", Value: strconv.FormatUint(s.StreamSeq, 10)})
 		return StateGood, "Accepted by the platform.", fields
 	case "dead":
 		d := s.Decision
-		fields = append(fields, Field{Name: "reason", Value: d.Reason}, Field{Name: "code", Value: dash(d.Code)},
+		fields = append(fields, Field{Name: "reason", Value: d.Reason}, Field{Name: "code", Value: text.Dash(d.Code)},
 			Field{Name: "message", Value: d.Message})
 		if d.Field != "" {
 			fields = append(fields, Field{Name: "field", Value: d.Field})

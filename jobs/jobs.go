@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/worker"
 )
@@ -160,10 +161,10 @@ func verdict(r Report) (outcome, line string) {
 			r.Platform, r.Status.ErrorCode, r.Status.ErrorStatus, r.Status.At.Format(time.RFC3339))
 	case r.State != nil && r.State.State == "sent":
 		return "accepted", fmt.Sprintf("accepted by %s at %s (msgid %s); no final result yet",
-			r.Platform, r.State.SentAt.Format(time.RFC3339), dash(r.State.MsgID))
+			r.Platform, r.State.SentAt.Format(time.RFC3339), text.Dash(r.State.MsgID))
 	case len(r.DeadLetters) > 0:
 		l := r.DeadLetters[len(r.DeadLetters)-1].Letter
-		return "dead", fmt.Sprintf("not sent: dead-lettered as %s (code %s)", l.Reason, dash(l.Code))
+		return "dead", fmt.Sprintf("not sent: dead-lettered as %s (code %s)", l.Reason, text.Dash(l.Code))
 	case r.State != nil && r.State.State == "dead":
 		return "dead", fmt.Sprintf("not sent: decided as %s, its dead letter not stored yet", r.State.Decision.Reason)
 	case r.State != nil:
@@ -172,13 +173,6 @@ func verdict(r Report) (outcome, line string) {
 		return "accepted", "accepted by the platform (receipt found); the store no longer holds it"
 	}
 	return "queued_or_unknown", "unknown to the store: still queued, never published, or older than dedup.ttl"
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // findReceipt reads the receipts stored from a little before sentAt for

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/providers/wechat/push"
 )
@@ -170,7 +171,7 @@ func weChatEvents(m push.Message) (Push, error) {
 			e.ErrorCode, e.ErrorStatus = it.ErrorCode, it.ErrorStatus
 		default:
 			if it.SubscribeStatus != job.StatusAccept && it.SubscribeStatus != job.StatusReject {
-				return p, fmt.Errorf("%w: item %d: SubscribeStatusString %q is not accept or reject", push.ErrMalformed, i, truncate(it.SubscribeStatus))
+				return p, fmt.Errorf("%w: item %d: SubscribeStatusString %q is not accept or reject", push.ErrMalformed, i, text.Truncate(it.SubscribeStatus, 32))
 			}
 			e.Status = it.SubscribeStatus
 			if kind == job.EventPopup {
@@ -180,11 +181,4 @@ func weChatEvents(m push.Message) (Push, error) {
 		p.Events = append(p.Events, e)
 	}
 	return p, nil
-}
-
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "..."
-	}
-	return s
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/config"
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer/job"
 )
 
@@ -205,19 +206,10 @@ func printEntries(w io.Writer, entries []dlq.Entry) error {
 		if en.Err != "" {
 			msg = en.Err
 		}
-		t.row(en.Seq, en.Time.Format(time.RFC3339), dash(l.Platform), dash(l.Reason), dash(l.Code),
-			dash(l.App), dash(l.TemplateID), dash(l.ID), dash(truncate(l.ToUser, 16)), dash(truncate(msg, 60)))
+		t.row(en.Seq, en.Time.Format(time.RFC3339), text.Dash(l.Platform), text.Dash(l.Reason), text.Dash(l.Code),
+			text.Dash(l.App), text.Dash(l.TemplateID), text.Dash(l.ID), text.Dash(text.Truncate(l.ToUser, 16)), text.Dash(text.Truncate(msg, 60)))
 	}
 	return t.flush()
-}
-
-// truncate shortens s to n runes, marking the cut with an ellipsis.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
 
 func newDLQShowCmd(e *env, conn *natsFlags) *cobra.Command {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/jobs"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/worker"
@@ -120,22 +121,22 @@ func printJobReport(w io.Writer, r jobs.Report) error {
 			detail += ", first " + s.FirstAttempt.Format(time.RFC3339)
 		}
 		if s.State == "sent" {
-			detail += fmt.Sprintf(", sent %s, msgid %s, stream seq %d", s.SentAt.Format(time.RFC3339), dash(s.MsgID), s.StreamSeq)
+			detail += fmt.Sprintf(", sent %s, msgid %s, stream seq %d", s.SentAt.Format(time.RFC3339), text.Dash(s.MsgID), s.StreamSeq)
 		}
 		if d := s.Decision; d != nil {
-			detail += fmt.Sprintf(", decided %s code %s: %s", d.Reason, dash(d.Code), d.Message)
+			detail += fmt.Sprintf(", decided %s code %s: %s", d.Reason, text.Dash(d.Code), d.Message)
 		}
 		t.row("store", detail)
 	} else {
 		t.row("store", "-")
 	}
 	if rc := r.Receipt; rc != nil {
-		t.row("receipt", fmt.Sprintf("seq %d, sent %s by %s, %d attempts, msgid %s", r.ReceiptSeq, rc.SentAt.Format(time.RFC3339), rc.Worker, rc.Attempts, dash(rc.MsgID)))
+		t.row("receipt", fmt.Sprintf("seq %d, sent %s by %s, %d attempts, msgid %s", r.ReceiptSeq, rc.SentAt.Format(time.RFC3339), rc.Worker, rc.Attempts, text.Dash(rc.MsgID)))
 	} else {
 		t.row("receipt", "-")
 	}
 	if s := r.Status; s != nil {
-		t.row("final result", fmt.Sprintf("%s at %s, code %s %s", s.Status, s.At.Format(time.RFC3339), dash(s.ErrorCode), s.ErrorStatus))
+		t.row("final result", fmt.Sprintf("%s at %s, code %s %s", s.Status, s.At.Format(time.RFC3339), text.Dash(s.ErrorCode), s.ErrorStatus))
 	} else {
 		t.row("final result", "-")
 	}
@@ -144,7 +145,7 @@ func printJobReport(w io.Writer, r jobs.Report) error {
 	}
 	for _, d := range r.DeadLetters {
 		l := d.Letter
-		t.row("dead letter", fmt.Sprintf("seq %d, %s code %s, %d attempts, %s: %s", d.Seq, l.Reason, dash(l.Code), l.Attempts, d.Time.Format(time.RFC3339), truncate(l.Message, 80)))
+		t.row("dead letter", fmt.Sprintf("seq %d, %s code %s, %d attempts, %s: %s", d.Seq, l.Reason, text.Dash(l.Code), l.Attempts, d.Time.Format(time.RFC3339), text.Truncate(l.Message, 80)))
 	}
 	return t.flush()
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/heraldhq/herald/config"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/producer/job"
 )
@@ -450,7 +451,7 @@ func printSendSummary(e *env, o *sendOptions, cfg *config.Config, sum sendSummar
 	}
 	tw := newTable(e.stdout, "LINE", "ID", "REASON")
 	for _, r := range sum.Rejected {
-		tw.row(r.Line, dash(r.ID), r.Reason)
+		tw.row(r.Line, text.Dash(r.ID), r.Reason)
 	}
 	return tw.flush()
 }
@@ -542,14 +543,6 @@ func (t *table) row(cells ...any) {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
-
-// dash shows an empty cell as "-".
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
 
 // isTerminal reports whether v is a terminal. /dev/null and other
 // character devices are not.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldhq/herald/dlq"
+	"github.com/heraldhq/herald/internal/text"
 	"github.com/heraldhq/herald/producer"
 )
 
@@ -218,7 +219,7 @@ func printStatus(w io.Writer, st status, since string) error {
 			t.row(s.Name, "missing", "-", "-", "-", "-")
 			continue
 		}
-		t.row(s.Name, s.Messages, formatBytes(s.Bytes), formatTime(s.FirstTime), formatTime(s.LastTime), s.Consumers)
+		t.row(s.Name, s.Messages, text.Bytes(s.Bytes), formatTime(s.FirstTime), formatTime(s.LastTime), s.Consumers)
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -250,18 +251,4 @@ func formatTime(t *time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-// formatBytes prints n in binary units: 512 B, 3.4 KiB, 12.0 MiB.
-func formatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/text"
 )
 
 // DefaultMaxSkew is how far a push's timestamp may be from the receiver's
@@ -125,7 +127,7 @@ func (v *Verifier) Open(q url.Values, body []byte, now time.Time) (Message, erro
 	case "aes":
 		encrypted = true
 	default:
-		return Message{}, fmt.Errorf("%w: encrypt_type %q", ErrMode, truncate(et, 16))
+		return Message{}, fmt.Errorf("%w: encrypt_type %q", ErrMode, text.Truncate(et, 16))
 	}
 	switch {
 	case encrypted && !v.Encrypted():
@@ -200,11 +202,4 @@ func envelope(body []byte) (string, error) {
 		return "", fmt.Errorf("%w: no Encrypt in an encrypted push", ErrMalformed)
 	}
 	return enc, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
