@@ -23,7 +23,9 @@ func TestJobsAreTraced(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sandbox.Options{})
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	jobEnded := make(chan struct{}, 16)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithSpanProcessor(endSignal{"herald.job", jobEnded}))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	cfg := testConfig("w1")
 	cfg.Tracer = tp.Tracer("test")
@@ -43,6 +45,15 @@ func TestJobsAreTraced(t *testing.T) {
 	b.events.waitFor(t, 20*time.Second, "every job settled", func(ev *events) bool {
 		return ev.settled([]string{"t1", "t2", "t3"})
 	})
+	// A job's span ends after its settlement, which its receipt or dead
+	// letter can precede: wait for the three to end before counting.
+	for i := 0; i < 3; i++ {
+		select {
+		case <-jobEnded:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of 3 job spans ended", i)
+		}
+	}
 	if got := b.events.receiptsOf("t1"); len(got) != 1 {
 		t.Fatalf("receipts of t1: %v", got)
 	}
@@ -80,6 +91,25 @@ func TestJobsAreTraced(t *testing.T) {
 		t.Fatalf("provider call codes %v: want WeChat's 43101 among them", codes)
 	}
 }
+
+// endSignal is a span processor that signals on ch when a span named
+// name ends: the exporter is read once the spans it waits for are there.
+type endSignal struct {
+	name string
+	ch   chan<- struct{}
+}
+
+func (e endSignal) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e endSignal) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.Name() == e.name {
+		select {
+		case e.ch <- struct{}{}:
+		default: // more than the test waits for: never block the worker
+		}
+	}
+}
+func (e endSignal) Shutdown(context.Context) error   { return nil }
+func (e endSignal) ForceFlush(context.Context) error { return nil }
 
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
