@@ -23,7 +23,10 @@ import (
 func TestSamePushTwiceStoresOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, receiver.Config{})
-	q, body, err := sealer(t, safeApp, push.ModeSafe, push.FormatJSON).Seal(popupMessage(time.Now()), time.Now())
+	// One user action: its CreateTime is part of its events' ids, so every
+	// copy carries the same one, however long the copies take.
+	msg := popupMessage(time.Now())
+	q, body, err := sealer(t, safeApp, push.ModeSafe, push.FormatJSON).Seal(msg, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +43,7 @@ func TestSamePushTwiceStoresOnce(t *testing.T) {
 	}
 	// The same push sealed again (a new nonce, timestamp and ciphertext)
 	// carries the same events: still stored once.
-	q, body, err = sealer(t, safeApp, push.ModeSafe, push.FormatXML).Seal(popupMessage(time.Now()), time.Now().Add(time.Second))
+	q, body, err = sealer(t, safeApp, push.ModeSafe, push.FormatXML).Seal(msg, time.Now().Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
