@@ -8,8 +8,11 @@ import (
 // gate holds back the jobs of one (platform, app). It is closed (jobs flow)
 // until the app is paused (credentials, permissions), throttled (quota) or
 // its breaker trips on repeated transient failures. Once the hold expires
-// one job at a time is let through as a probe; a probe's success closes the
-// gate, its failure opens it again for longer.
+// one call at a time is let through as a probe; a probe's success closes
+// the gate, its failure opens it again for longer. Only a call can be the
+// probe: a job settled without one (a duplicate, a subscription skip) must
+// not take the probe's place, or the gate would wait out probeEvery with
+// no answer to close it.
 type gate struct {
 	threshold   int           // consecutive transient failures that trip the breaker
 	cooldown    time.Duration // first breaker hold; doubles up to maxCooldown
@@ -29,7 +32,20 @@ func newGate(threshold int, cooldown, maxCooldown, probeEvery time.Duration) *ga
 	return &gate{threshold: threshold, cooldown: cooldown, maxCooldown: maxCooldown, probeEvery: probeEvery}
 }
 
-// allow reports whether a job may go now; if not, how long to hold it.
+// holding reports whether the gate holds every job now (open, its hold not
+// yet over), and for how long. It is checked before a job costs the store
+// anything; allow, at the call, picks the probe.
+func (g *gate) holding(now time.Time) (time.Duration, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open && now.Before(g.until) {
+		return g.until.Sub(now), true
+	}
+	return 0, false
+}
+
+// allow reports whether a call may go now; if not, how long to hold its
+// job. In the half-open state the call it allows is the probe.
 func (g *gate) allow(now time.Time) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -257,6 +257,41 @@ func TestBreakerHoldsJobsWithoutSpendingAttempts(t *testing.T) {
 	t.Logf("%d jobs delivered after an outage with %d calls in all", len(all), calls)
 }
 
+// Only a call can be the breaker's probe. Jobs settled without one (here
+// duplicates of a delivered job; in enforce mode, jobs the ledger skips)
+// settle while the gate is half-open, instead of each taking the probe's
+// place and holding every job of the app for the probe's whole time (the
+// request timeout + 5 s) with no answer coming to close the gate.
+func TestJobsWithoutACallNeverHoldTheBreakersProbe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	cfg := testConfig("w1")
+	cfg.BreakerFailures = 1
+	cfg.BreakerCooldown = 500 * time.Millisecond
+	cfg.BreakerMax = 500 * time.Millisecond
+	r := b.startWorker(t, cfg)
+	b.publishRaw(t, "notify.send.wechat", jobJSON("first", "user-first", nil))
+	b.events.waitFor(t, 10*time.Second, "the first job delivered", func(ev *events) bool { return ev.settled([]string{"first"}) })
+
+	// The platform fails from now on: the failing job opens the breaker
+	// and, as each probe, opens it again.
+	b.sandbox.SetOutage("wechat", time.Hour)
+	b.publishRaw(t, "notify.send.wechat", jobJSON("failing", "user-failing", nil))
+	testenv.Eventually(t, 10*time.Second, "the breaker to trip", func() bool { return r.jobs(t, "retry") >= 1 })
+	const copies = 20
+	for range copies {
+		b.publishRaw(t, "notify.send.wechat", jobJSON("first", "user-first", nil))
+	}
+	// Before, a copy that took the probe held the gate for 8 s and only
+	// one copy went through per 8 s: 20 copies took minutes.
+	testenv.Eventually(t, 30*time.Second, "every copy settled as a duplicate", func() bool {
+		return r.jobs(t, "duplicate") == copies
+	})
+	if calls := b.sandbox.Stats()["wechat"].SendCalls; calls < 2 {
+		t.Fatalf("%d send calls: the failing job never reached the platform", calls)
+	}
+}
+
 // Guarantee 1: a dead letter that cannot be stored leaves the job queued.
 func TestDeadLetterPublishFailureKeepsTheJob(t *testing.T) {
 	t.Parallel()

@@ -102,8 +102,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 }
 
 // process runs the stages in order until one reaches a verdict: decode,
-// route, validate, deadline, app gate, admission (dedup, decided outcome,
-// rate limit), deadline again, call slot, call, classification.
+// route, validate, deadline, app gate (held), admission (dedup, decided
+// outcome, rate limit), deadline again, subscription gate, app gate (the
+// probe), call slot, call, classification.
 func (w *Worker) process(ctx context.Context, f *inflight) verdict {
 	var err error
 	f.j, err = job.Decode(f.msg.Data(), f.platform)
@@ -124,7 +125,7 @@ func (w *Worker) process(ctx context.Context, f *inflight) verdict {
 		return v
 	}
 	g := w.gates.get(route)
-	if ok, wait := g.allow(w.now()); !ok {
+	if wait, held := g.holding(w.now()); held {
 		return heldBack(outcomeHeld, wait, "app held")
 	}
 	end := w.child(f, "herald.claim")
@@ -139,6 +140,11 @@ func (w *Worker) process(ctx context.Context, f *inflight) verdict {
 	}
 	if v, done := w.subscribed(f); done {
 		return v
+	}
+	// The gate again, now that the job will call: in the half-open state
+	// this picks the probe, and every other call waits for its answer.
+	if ok, wait := g.allow(w.now()); !ok {
+		return heldBack(outcomeHeld, wait, "app held")
 	}
 	select {
 	case w.calls <- struct{}{}:
