@@ -369,11 +369,23 @@ func TestInvalidatedTokenIsRefreshedOnceForAllReplicas(t *testing.T) {
 }
 
 // freezeAfterMark is a store whose MarkSent records the job and then hangs,
-// as a replica that froze between recording a delivery and acking it.
+// as a replica that froze between recording a delivery and acking it. A
+// frozen replica takes nothing further either: once the mark is recorded,
+// every Admit hangs too, so a redelivery that reaches the frozen replica's
+// idle handlers goes back to JetStream after the ack wait.
 type freezeAfterMark struct {
 	worker.Store
 	marked  chan struct{}
 	release chan struct{}
+}
+
+func (f *freezeAfterMark) Admit(ctx context.Context, c worker.Claim) (worker.Admission, error) {
+	select {
+	case <-f.marked:
+		<-f.release
+	default:
+	}
+	return f.Store.Admit(ctx, c)
 }
 
 func (f *freezeAfterMark) MarkSent(ctx context.Context, key string, ttl time.Duration, d worker.SentRecord) error {
@@ -396,7 +408,11 @@ func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
 	}
 	t.Cleanup(func() { frozen.Store.(*redisstore.Store).Close() })
 	defer close(frozen.release)
-	b.startWorkerOn(t, testConfig("frozen"), frozen)
+	// One call slot: two handlers, so the frozen replica can hold the
+	// redelivery at most once more before the healthy one gets it.
+	frozenCfg := testConfig("frozen")
+	frozenCfg.Concurrency = 1
+	b.startWorkerOn(t, frozenCfg, frozen)
 	b.publishRaw(t, "notify.send.wechat", jobJSON("redelivered", "user-redelivered", nil))
 	select {
 	case <-frozen.marked:
@@ -404,10 +420,11 @@ func TestRedeliveryAfterDeliveryIsNotSentAgain(t *testing.T) {
 		t.Fatal("the job was never delivered")
 	}
 
-	// The frozen replica never acks; after the ack wait JetStream hands the
-	// message to the healthy one.
+	// The frozen replica never acks; after the ack wait (5 s, once or twice
+	// more if its idle handler or its pull takes the redelivery) JetStream
+	// hands the message to the healthy one.
 	b.startWorker(t, testConfig("healthy"))
-	testenv.Eventually(t, 20*time.Second, "the redelivery acked", func() bool { return b.pending(t) == 0 })
+	testenv.Eventually(t, 30*time.Second, "the redelivery acked", func() bool { return b.pending(t) == 0 })
 	if got := b.acceptedTo()["user-redelivered"]; got != 1 {
 		t.Fatalf("sandbox accepted %d messages after a redelivery, want 1", got)
 	}
