@@ -27,6 +27,7 @@ import (
 	"github.com/heraldhq/herald/producer"
 	"github.com/heraldhq/herald/producer/job"
 	"github.com/heraldhq/herald/sandbox"
+	heraldworker "github.com/heraldhq/herald/worker"
 )
 
 // heraldBin is the herald binary the tests run as workers.
@@ -62,6 +63,10 @@ const (
 	requestTimeout = 3 * time.Second
 	shutdownGrace  = 5 * time.Second
 )
+
+// heldPerReplica is how many jobs one replica with these settings holds
+// at most: the bound on what a crash can send twice.
+func heldPerReplica() int { return heraldworker.Config{Concurrency: concurrency}.MaxHeld() }
 
 // rig is one test's world: JetStream (one server or a cluster), a
 // redis-server, the sandbox, and the jobs published so far.

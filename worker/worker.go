@@ -165,7 +165,16 @@ func (c *Config) setDefaults() {
 // above it.
 func (c Config) MaxUnacked() int {
 	c.setDefaults()
-	return c.Concurrency + (c.PullBatch+1)/2 + c.PullBatch
+	return c.MaxHeld() + c.PullBatch
+}
+
+// MaxHeld is how many messages a replica's handlers hold at most, one each:
+// the call slots and half a pull batch beyond them. A job the platform has
+// accepted but whose sent marker is not yet written is in one of them, so
+// a replica killed at any moment can cause at most this many duplicates.
+func (c Config) MaxHeld() int {
+	c.setDefaults()
+	return c.Concurrency + (c.PullBatch+1)/2
 }
 
 // SubscriptionMode is what the worker does with the subscription ledger.
@@ -355,7 +364,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Half a pull batch beyond the call slots covers the claims and the
 	// settling that overlap the calls (at 100 ms a call, a few dozen); a
 	// full batch measured no faster and held 4–6 MiB more.
-	held := w.cfg.Concurrency + (w.cfg.PullBatch+1)/2
+	held := w.cfg.MaxHeld()
 	var (
 		handlers sync.WaitGroup
 		stopOnce sync.Once
