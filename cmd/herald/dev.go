@@ -100,17 +100,17 @@ func runDev(ctx context.Context, e *env, o devOptions, log *zap.Logger) error {
 	// herald dev say. A port of 0 is picked now: the sandbox is told where
 	// to push before the receiver starts, and the console where the worker
 	// and the receiver answer.
-	httpAddr, err := pickAddr(o.httpAddr)
+	httpAddr, err := pickAddr("--http-addr", o.httpAddr)
 	if err != nil {
-		return fmt.Errorf("--http-addr %s is taken (is another herald dev running?); pass --http-addr 127.0.0.1:0 for any free port: %w", o.httpAddr, err)
+		return err
 	}
-	receiverAddr, err := pickAddr(o.receiverAddr)
+	receiverAddr, err := pickAddr("--receiver-addr", o.receiverAddr)
 	if err != nil {
-		return fmt.Errorf("--receiver-addr %s is taken (is another herald dev running?); pass --receiver-addr 127.0.0.1:0 for any free port: %w", o.receiverAddr, err)
+		return err
 	}
-	consoleAddr, err := pickAddr(o.consoleAddr)
+	consoleAddr, err := pickAddr("--console-addr", o.consoleAddr)
 	if err != nil {
-		return fmt.Errorf("--console-addr %s is taken (is another herald dev running?); pass --console-addr 127.0.0.1:0 for any free port: %w", o.consoleAddr, err)
+		return err
 	}
 	dir := o.dataDir
 	switch {
@@ -305,11 +305,11 @@ Receipts (notify.sent.>), dead letters (notify.dead.>) and subscription events
 }
 
 // pickAddr returns addr, or a free loopback address for a port of 0, after
-// checking it can be listened on.
-func pickAddr(addr string) (string, error) {
+// checking it can be listened on; flag names the option that set it.
+func pickAddr(flag, addr string) (string, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s %s is taken (is another herald dev running?); pass %s 127.0.0.1:0 for any free port: %w", flag, addr, flag, err)
 	}
 	picked := l.Addr().String()
 	return picked, l.Close()
